@@ -1,0 +1,32 @@
+"""mamp-hub: MAMP (Masked Motion Predictors, ICCV 2023) for skeleton action recognition in the transformers API."""
+
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForPreTraining,
+    AutoModelForVideoClassification,
+)
+
+from .configuration_mamp import MampConfig
+from .modeling_mamp import (
+    MampForMaskedMotionPrediction,
+    MampForSkeletonClassification,
+    MampModel,
+    MampPreTrainedModel,
+)
+
+__version__ = "0.1.0"
+
+AutoConfig.register(MampConfig.model_type, MampConfig, exist_ok=True)
+AutoModel.register(MampConfig, MampModel, exist_ok=True)
+AutoModelForPreTraining.register(MampConfig, MampForMaskedMotionPrediction, exist_ok=True)
+# A skeleton sequence is a video of joints: the video-classification Auto class is the closest task.
+AutoModelForVideoClassification.register(MampConfig, MampForSkeletonClassification, exist_ok=True)
+
+__all__ = [
+    "MampConfig",
+    "MampModel",
+    "MampPreTrainedModel",
+    "MampForMaskedMotionPrediction",
+    "MampForSkeletonClassification",
+]
