@@ -410,7 +410,6 @@ class MampModel(MampPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-        **kwargs,
     ) -> MampModelOutput | tuple:
         r"""
         Args:
@@ -542,7 +541,6 @@ class MampForMaskedMotionPrediction(MampPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-        **kwargs,
     ) -> MampForPreTrainingOutput | tuple:
         r"""
         Args:
@@ -663,7 +661,6 @@ class MampForSkeletonClassification(MampPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-        **kwargs,
     ) -> MampSkeletonClassifierOutput | tuple:
         r"""
         Args:
