@@ -350,6 +350,8 @@ class MampPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flash_attn = False
     _supports_attention_backend = True
+    # The pre-training decoder is dropped when an encoder or classifier is loaded from a pre-trained folder.
+    _keys_to_ignore_on_load_unexpected = [r"^decoder\."]
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -367,6 +369,9 @@ class MampPreTrainedModel(PreTrainedModel):
             init.trunc_normal_(module.mask_token, std=std)
             init.trunc_normal_(module.temporal_position_embeddings, std=std)
             init.trunc_normal_(module.spatial_position_embeddings, std=std)
+        elif isinstance(module, MampLinearProbeHead):
+            init.trunc_normal_(module.fc.weight, std=0.01)  # the authors' linear-probe script
+            init.zeros_(module.fc.bias)
         elif isinstance(module, nn.Linear):
             init.xavier_uniform_(module.weight)
             if module.bias is not None:

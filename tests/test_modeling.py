@@ -262,6 +262,8 @@ def test_fresh_model_initialisation_follows_the_authors(config):
     assert 0.005 < model.decoder.mask_token.std() < 0.05
     bound = (6 / (32 + 128)) ** 0.5  # xavier-uniform of fc1
     assert model.mamp.encoder.layers[0].mlp.fc1.weight.abs().max() <= bound
+    probe = MampForSkeletonClassification(config).classifier.fc.weight
+    assert probe.abs().max() <= 0.02 and 0.005 < probe.std() < 0.015  # truncated normal, std 0.01
 
 
 # --- bad inputs --------------------------------------------------------------------------------
