@@ -45,7 +45,7 @@ _RULES = [
     (r"^decoder_norm\.(weight|bias)$", r"decoder.decoder_norm.\1"),
     (r"^decoder_pred\.(weight|bias)$", r"decoder.decoder_pred.\1"),
     (r"^head\.fc\.0\.(\w+)$", r"classifier.batch_norm.\1"),
-    (r"^head\.fc\.1\.(weight|bias)$", r"classifier.fc.\1"),
+    (r"^head\.fc\.1\.(weight|bias)$", r"classifier.\1"),
     (r"^head\.fc1\.(weight|bias)$", r"classifier.fc1.\1"),
     (r"^head\.bn\.(\w+)$", r"classifier.batch_norm.\1"),
     (r"^head\.fc2\.(weight|bias)$", r"classifier.fc2.\1"),

@@ -370,8 +370,8 @@ class MampPreTrainedModel(PreTrainedModel):
             init.trunc_normal_(module.temporal_position_embeddings, std=std)
             init.trunc_normal_(module.spatial_position_embeddings, std=std)
         elif isinstance(module, MampLinearProbeHead):
-            init.trunc_normal_(module.fc.weight, std=0.01)  # the authors' linear-probe script
-            init.zeros_(module.fc.bias)
+            init.trunc_normal_(module.weight, std=0.01)  # the authors' linear-probe script
+            init.zeros_(module.bias)
         elif isinstance(module, nn.Linear):
             init.xavier_uniform_(module.weight)
             if module.bias is not None:
@@ -614,16 +614,16 @@ class MampForMaskedMotionPrediction(MampPreTrainedModel):
 # ---------------------------------------------------------------------------------------------
 
 
-class MampLinearProbeHead(nn.Module):
-    """BatchNorm without affine parameters, then a linear classifier, on the pooled clip embedding."""
+class MampLinearProbeHead(nn.Linear):
+    """A linear classifier on the pooled clip embedding, after a BatchNorm without affine parameters (the authors'
+    linear-probe head; the BatchNorm standardises frozen features so that one learning rate suits every encoder)."""
 
     def __init__(self, config: MampConfig):
-        super().__init__()
+        super().__init__(config.hidden_size, config.num_labels)
         self.batch_norm = nn.BatchNorm1d(config.hidden_size, affine=False, eps=1e-6)
-        self.fc = nn.Linear(config.hidden_size, config.num_labels)
 
     def forward(self, last_hidden_state: torch.Tensor, pooler_output: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.batch_norm(pooler_output))
+        return super().forward(self.batch_norm(pooler_output))
 
 
 class MampFinetuneHead(nn.Module):
