@@ -1,0 +1,316 @@
+"""Skeleton-sequence processor for MAMP: valid-frame crop, resize along time, random rotation.
+
+The numerics follow the official feeder (`valid_crop_resize` and `random_rot` of the MAMP code base) but
+run on a whole batch at once: every sample gets its own crop window, and one gather plus one blend resize
+all of them to the model's frame count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import BatchFeature, FeatureExtractionMixin
+
+# Number of dimensions of ONE sequence in each supported layout; a batch has one more, in front.
+#   ntu_flat: (T, M*V*C), persons outermost (the rows of the standard NTU .npz files, 150 = 2 x 25 x 3)
+#   CTVM:     (C, T, V, M), the layout of the official feeders
+#   MTVC:     (M, T, V, C), the layout of `skeleton_values` per sample
+#   TVC:      (T, V, C), one person
+LAYOUT_NDIMS: dict[str, int] = {"ntu_flat": 2, "CTVM": 4, "MTVC": 4, "TVC": 3}
+
+SkeletonInput = Union[np.ndarray, torch.Tensor, Sequence[Union[np.ndarray, torch.Tensor]]]
+
+
+def _as_float_tensor(array: np.ndarray | torch.Tensor) -> torch.Tensor:
+    if isinstance(array, torch.Tensor):
+        return array.to(torch.float32)
+    array = np.asarray(array, dtype=np.float32)
+    if not array.flags.writeable:  # read-only memory maps: torch wants memory it may write
+        array = array.copy()
+    return torch.from_numpy(array)
+
+
+def _rotation_matrices(angles: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices R = Rz @ Ry @ Rx of the official `random_rot` augmentation.
+
+    Args:
+        angles: (B, 3) angles in radians about x, y and z.
+
+    Returns:
+        (B, 3, 3) matrices; a point p (column vector) maps to R @ p.
+    """
+    cos, sin = angles.cos(), angles.sin()
+    zeros, ones = torch.zeros_like(cos[:, 0]), torch.ones_like(cos[:, 0])
+
+    def matrix(rows: list[list[torch.Tensor]]) -> torch.Tensor:
+        return torch.stack([torch.stack(row, dim=-1) for row in rows], dim=-2)
+
+    rot_x = matrix([[ones, zeros, zeros], [zeros, cos[:, 0], sin[:, 0]], [zeros, -sin[:, 0], cos[:, 0]]])
+    rot_y = matrix([[cos[:, 1], zeros, -sin[:, 1]], [zeros, ones, zeros], [sin[:, 1], zeros, cos[:, 1]]])
+    rot_z = matrix([[cos[:, 2], sin[:, 2], zeros], [-sin[:, 2], cos[:, 2], zeros], [zeros, zeros, ones]])
+    return rot_z @ rot_y @ rot_x
+
+
+class MampSkeletonProcessor(FeatureExtractionMixin):
+    r"""
+    Turns raw skeleton sequences into MAMP's `skeleton_values`: (batch, persons, frames, joints, channels).
+
+    For each sequence it counts the valid frames (frames whose values do not sum to zero; the standard
+    files pad sequences with zero frames), crops them and resizes the crop along time to `num_frames`
+    frames by linear interpolation (the `F.interpolate(mode="bilinear", align_corners=False)` of the
+    official feeder, evaluated for all samples at once):
+
+    - evaluation (`training=False`): the central `eval_crop_ratio` of the valid frames, i.e. frames
+      `[bias, valid - bias)` with `bias = int((1 - eval_crop_ratio) * valid / 2)`;
+    - training (`training=True`): a random proportion p in `train_crop_ratio_range` of the valid frames,
+      at least `min_train_frames` of them (at most all), at a random start; then, if `do_random_rotation`,
+      a random rotation with angles uniform in [-rotation_range, rotation_range] about each axis.
+
+    Args:
+        num_frames (`int`, *optional*, defaults to 120):
+            Frames per output sequence (the model's `num_frames`).
+        num_joints (`int`, *optional*, defaults to 25):
+            Joints per person (25 for NTU RGB+D and PKU-MMD).
+        num_channels (`int`, *optional*, defaults to 3):
+            Coordinates per joint.
+        max_persons (`int`, *optional*, defaults to 2):
+            Persons per output sequence; sequences with fewer persons are padded with zeros.
+        eval_crop_ratio (`float`, *optional*, defaults to 0.95):
+            Proportion of the valid frames kept, centred, at evaluation.
+        train_crop_ratio_range (`tuple[float, float]`, *optional*, defaults to `(0.5, 1.0)`):
+            Range of the random proportion of valid frames kept in training.
+        min_train_frames (`int`, *optional*, defaults to 64):
+            Lower bound on the frames of a training crop (capped by the valid frames).
+        do_random_rotation (`bool`, *optional*, defaults to `True`):
+            Whether training applies the random 3D rotation (needs `num_channels == 3`).
+        rotation_range (`float`, *optional*, defaults to 0.3):
+            Largest rotation angle about each axis, in radians.
+
+    Example:
+
+    ```python
+    >>> import numpy as np
+    >>> from mamp_hub import MampSkeletonProcessor
+    >>> processor = MampSkeletonProcessor(num_frames=120)
+    >>> sequences = np.zeros((4, 300, 150), dtype=np.float32)  # rows of an NTU .npz file
+    >>> sequences[:, :80] = np.random.randn(4, 80, 150)
+    >>> processor(sequences)["skeleton_values"].shape
+    torch.Size([4, 2, 120, 25, 3])
+    ```
+    """
+
+    model_input_names = ["skeleton_values"]
+
+    def __init__(
+        self,
+        num_frames: int = 120,
+        num_joints: int = 25,
+        num_channels: int = 3,
+        max_persons: int = 2,
+        eval_crop_ratio: float = 0.95,
+        train_crop_ratio_range: Sequence[float] = (0.5, 1.0),
+        min_train_frames: int = 64,
+        do_random_rotation: bool = True,
+        rotation_range: float = 0.3,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        for name, value in [("num_frames", num_frames), ("num_joints", num_joints),
+                            ("num_channels", num_channels), ("max_persons", max_persons)]:
+            if int(value) != value or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        if not 0.0 < eval_crop_ratio <= 1.0:
+            raise ValueError(f"`eval_crop_ratio` must be in (0, 1], got {eval_crop_ratio!r}.")
+        low, high = train_crop_ratio_range
+        if not 0.0 < low <= high <= 1.0:
+            raise ValueError(
+                f"`train_crop_ratio_range` must be (low, high) with 0 < low <= high <= 1, got {train_crop_ratio_range!r}."
+            )
+        if do_random_rotation and num_channels != 3:
+            raise ValueError(
+                f"Random rotation needs 3D joints, but num_channels={num_channels}; pass do_random_rotation=False."
+            )
+        self.num_frames = int(num_frames)
+        self.num_joints = int(num_joints)
+        self.num_channels = int(num_channels)
+        self.max_persons = int(max_persons)
+        self.eval_crop_ratio = float(eval_crop_ratio)
+        self.train_crop_ratio_range = [float(low), float(high)]
+        self.min_train_frames = int(min_train_frames)
+        self.do_random_rotation = bool(do_random_rotation)
+        self.rotation_range = float(rotation_range)
+
+    def __call__(
+        self,
+        sequences: SkeletonInput,
+        training: bool = False,
+        layout: str | None = None,
+        return_tensors: str = "pt",
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+    ) -> BatchFeature:
+        """
+        Args:
+            sequences: one sequence, a batch (an array with one more leading dimension), or a list of
+                sequences of different lengths. Numpy arrays or torch tensors; zero frames at the end
+                (padding) are ignored.
+            training: random crop (+ rotation) if True, the central evaluation crop if False.
+            layout: layout of one sequence: `"ntu_flat"` (T, M*V*C), `"CTVM"`, `"MTVC"` or `"TVC"`. Detected
+                from the shape when left out and only one layout fits.
+            return_tensors: `"pt"` (torch) or `"np"` (numpy).
+            generator: torch generator for the training randomness (default: torch's global generator).
+            seed: seeds a fresh generator instead; give at most one of `generator` and `seed`.
+
+        Returns:
+            `BatchFeature` with `skeleton_values`: (B, max_persons, num_frames, num_joints, num_channels) float32.
+        """
+        if return_tensors not in ("pt", "np"):
+            raise ValueError(f"`return_tensors` must be 'pt' or 'np', got {return_tensors!r}.")
+        if generator is not None and seed is not None:
+            raise ValueError("Pass either `generator` or `seed`, not both.")
+        if seed is not None:
+            generator = torch.Generator().manual_seed(seed)
+
+        batch = self._to_time_major_batch(sequences, layout)  # (B, T, M, V, C)
+        batch_size, _, persons, joints, channels = batch.shape
+        flat = batch.reshape(batch_size, batch.shape[1], -1)  # (B, T, M*V*C)
+
+        valid_frames = (flat.sum(dim=-1) != 0).sum(dim=1)
+        start, length = self._crop_windows(valid_frames, training, generator)
+        values = self._resize(flat, start, length)  # (B, num_frames, M*V*C)
+        values = values.view(batch_size, self.num_frames, persons, joints, channels)
+
+        if training and self.do_random_rotation:
+            angles = (torch.rand(batch_size, 3, generator=generator) * 2 - 1) * self.rotation_range
+            rotation = _rotation_matrices(angles)
+            values = (values.view(batch_size, -1, channels) @ rotation.transpose(1, 2)).view_as(values)
+
+        skeleton_values = values.permute(0, 2, 1, 3, 4).contiguous()
+        if return_tensors == "np":
+            skeleton_values = skeleton_values.numpy()
+        return BatchFeature({"skeleton_values": skeleton_values})
+
+    # ------------------------------------------------------------------ crop and resize
+
+    def _crop_windows(
+        self, valid_frames: torch.Tensor, training: bool, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """First frame and frame count of each sample's crop, (B,) int64 each."""
+        valid = valid_frames.to(torch.float64)
+        if training:
+            low, high = self.train_crop_ratio_range
+            ratio = torch.rand(valid.shape, generator=generator, dtype=torch.float64) * (high - low) + low
+            length = torch.minimum((valid * ratio).floor().clamp(min=self.min_train_frames), valid)
+            start = (torch.rand(valid.shape, generator=generator, dtype=torch.float64) * (valid - length + 1)).floor()
+        else:
+            # Same float64 expression as the official `int((1 - p) * valid / 2)`.
+            start = ((1 - self.eval_crop_ratio) * valid / 2).floor()
+            length = valid - 2 * start
+        # An all-zero sequence has no valid frame: read its first (zero) frame, which yields zeros.
+        return start.long(), length.long().clamp(min=1)
+
+    def _resize(self, flat: torch.Tensor, start: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+        """Linear resize of frames [start, start + length) of each sample to `num_frames` frames.
+
+        Reproduces `F.interpolate(mode="bilinear", align_corners=False)` along time bit for bit: source
+        position `s = max(scale * (t + 0.5) - 0.5, 0)` with `scale = length / num_frames` in float32, then
+        `(1 - w) * x[floor(s)] + w * x[floor(s) + 1]` with `w = s - floor(s)` (the second index clamped to
+        the crop). PyTorch's CPU kernel evaluates both expressions with fused multiply-adds (one rounding),
+        so they are computed exactly in float64 here and rounded to float32 once.
+
+        Args:
+            flat: (B, T, F) sequences.
+            start, length: (B,) crop windows.
+
+        Returns:
+            (B, num_frames, F) float32.
+        """
+        scale = (length.to(torch.float32) / self.num_frames).to(torch.float64)  # (B,)
+        target = torch.arange(self.num_frames, dtype=torch.float64) + 0.5
+        source = (scale[:, None] * target - 0.5).to(torch.float32).clamp(min=0)  # (B, num_frames)
+        index0 = source.long()  # truncation == floor for non-negative positions
+        weight1 = (source - index0).unsqueeze(-1)
+        weight0 = 1 - weight1
+        index1 = torch.minimum(index0 + 1, length[:, None] - 1)
+
+        features = flat.shape[-1]
+        frame0 = flat.gather(1, (start[:, None] + index0).unsqueeze(-1).expand(-1, -1, features))
+        frame1 = flat.gather(1, (start[:, None] + index1).unsqueeze(-1).expand(-1, -1, features))
+        blended = weight0.to(torch.float64) * frame0.to(torch.float64) + (weight1 * frame1).to(torch.float64)
+        return blended.to(torch.float32)
+
+    # ------------------------------------------------------------------ input layouts
+
+    def _fits(self, layout: str, shape: Sequence[int]) -> bool:
+        """Whether one sequence of this shape can be in this layout."""
+        joints, channels = self.num_joints, self.num_channels
+        if len(shape) != LAYOUT_NDIMS[layout]:
+            return False
+        if layout == "ntu_flat":
+            return shape[1] > 0 and shape[1] % (joints * channels) == 0
+        if layout == "CTVM":
+            return shape[0] == channels and shape[2] == joints
+        if layout == "MTVC":
+            return shape[2] == joints and shape[3] == channels
+        return shape[1] == joints and shape[2] == channels  # TVC
+
+    def _resolve_layout(self, shape: Sequence[int], layout: str | None, batched: bool | None) -> tuple[str, bool]:
+        """(layout, batched) for an array of this shape; `batched=None` lets the shape decide."""
+        if layout is not None and layout not in LAYOUT_NDIMS:
+            raise ValueError(f"Unknown layout {layout!r}; pass one of {list(LAYOUT_NDIMS)}.")
+        candidates = [
+            (name, is_batch)
+            for name in ([layout] if layout else LAYOUT_NDIMS)
+            for is_batch in ((batched,) if batched is not None else (False, True))
+            if self._fits(name, shape[1:] if is_batch else shape)
+        ]
+        expected = f"num_joints={self.num_joints}, num_channels={self.num_channels}"
+        if not candidates:
+            raise ValueError(
+                f"A skeleton array of shape {tuple(shape)} fits no supported layout{f' {layout!r}' if layout else ''} "
+                f"with {expected}: pass one sequence or a batch as (T, M*V*C) 'ntu_flat', (C, T, V, M) 'CTVM', "
+                "(M, T, V, C) 'MTVC' or (T, V, C) 'TVC'."
+            )
+        if len(candidates) > 1:
+            readings = ", ".join(f"{'a batch' if b else 'one sequence'} in {name!r}" for name, b in candidates)
+            raise ValueError(f"A skeleton array of shape {tuple(shape)} is ambiguous ({readings}); pass `layout=`.")
+        return candidates[0]
+
+    def _to_time_major(self, array: torch.Tensor, layout: str) -> torch.Tensor:
+        """(B, ...) batch in `layout` -> (B, T, M, V, C), with M padded to `max_persons`."""
+        if layout == "ntu_flat":
+            array = array.reshape(*array.shape[:2], -1, self.num_joints, self.num_channels)
+        elif layout == "CTVM":
+            array = array.permute(0, 2, 4, 3, 1)
+        elif layout == "MTVC":
+            array = array.permute(0, 2, 1, 3, 4)
+        else:  # TVC
+            array = array.unsqueeze(2)
+        persons = array.shape[2]
+        if persons > self.max_persons:
+            raise ValueError(
+                f"Got sequences with {persons} persons but max_persons={self.max_persons}; select the persons "
+                "to keep first, or build the processor with a larger max_persons."
+            )
+        if persons < self.max_persons:
+            array = F.pad(array, (0, 0, 0, 0, 0, self.max_persons - persons))
+        return array
+
+    def _to_time_major_batch(self, sequences: SkeletonInput, layout: str | None) -> torch.Tensor:
+        """Any accepted input -> (B, T, M, V, C) float32, shorter sequences padded with zero frames."""
+        if isinstance(sequences, (list, tuple)):
+            if len(sequences) == 0:
+                raise ValueError("Got an empty list of sequences; pass at least one sequence.")
+            tensors = [_as_float_tensor(sequence) for sequence in sequences]
+            per_sequence = []
+            for tensor in tensors:
+                name, _ = self._resolve_layout(tensor.shape, layout, batched=False)
+                per_sequence.append(self._to_time_major(tensor.unsqueeze(0), name)[0])
+            return torch.nn.utils.rnn.pad_sequence(per_sequence, batch_first=True)
+        tensor = _as_float_tensor(sequences)
+        name, batched = self._resolve_layout(tensor.shape, layout, batched=None)
+        return self._to_time_major(tensor if batched else tensor.unsqueeze(0), name)
