@@ -27,12 +27,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import numpy as np
 import pytest
 import torch
 from conftest import tiny_config
 from huggingface_hub import ModelCard
 
 from mamp_hub import MampForSkeletonClassification
+from mamp_hub.processing_mamp import MampSkeletonProcessor
 
 ROOT = Path(__file__).resolve().parents[1]
 REPO_ID = "mamp-test/mamp-tiny-finetune"
@@ -183,51 +185,83 @@ def client_env(hub_home: Path, endpoint: str, offline: bool = False) -> dict[str
     return env
 
 
-# The client: push a saved model (and processor) to the Hub, or load them back from it; print the logits of a
-# fixed input so the test can compare the three copies.
+# The client. "push": upload a release folder (model, processor, model card) the way `hf upload` does, then push
+# the model and the processor again with `push_to_hub`; both modes then load model and processor from the Hub id
+# and print the logits of a fixed raw sequence, so that the test can compare them with the saved originals.
 CLIENT = """
     import json, sys
+    import numpy as np
     import torch
+    from huggingface_hub import HfApi, ModelCard
     from mamp_hub import MampForSkeletonClassification
+    from mamp_hub.processing_mamp import MampSkeletonProcessor
 
     mode, source, repo_id = sys.argv[1:]
     if mode == "push":
-        model = MampForSkeletonClassification.from_pretrained(source)
-        model.push_to_hub(repo_id)
+        api = HfApi()
+        api.create_repo(repo_id)
+        api.upload_folder(repo_id=repo_id, folder_path=source)
+        MampForSkeletonClassification.from_pretrained(source).push_to_hub(repo_id)
+        MampSkeletonProcessor.from_pretrained(source).push_to_hub(repo_id)
     model = MampForSkeletonClassification.from_pretrained(repo_id).eval()
-    generator = torch.Generator().manual_seed(0)
-    skeletons = torch.randn(2, 2, model.config.num_frames, 25, 3, generator=generator)
+    processor = MampSkeletonProcessor.from_pretrained(repo_id)
+    sequence = np.random.default_rng(0).normal(size=(3, 50, 25, 3)).astype(np.float32)
     with torch.no_grad():
-        logits = model(skeletons).logits
-    print(json.dumps({"logits": logits.tolist(), "id2label": model.config.id2label}))
+        logits = model(**processor(sequence)).logits
+    card = ModelCard.load(repo_id).text if mode == "push" else ""
+    print(json.dumps({"logits": logits.tolist(), "id2label": model.config.id2label,
+                      "num_frames": processor.num_frames, "card": card}))
 """
 
 
-def test_push_to_hub_and_from_pretrained_through_http(local_hub, tmp_path):
+def save_release_folder(folder: Path) -> MampForSkeletonClassification:
+    """A tiny classifier, its processor and the model card, as a released repository holds them."""
     torch.manual_seed(0)
     labels = {0: "wave", 1: "kick", 2: "sit down"}
     model = MampForSkeletonClassification(tiny_config(num_labels=3, id2label=labels, classifier_head="finetune"))
-    model.eval().save_pretrained(tmp_path / "saved")
-    generator = torch.Generator().manual_seed(0)
+    model.eval().save_pretrained(folder)
+    MampSkeletonProcessor(num_frames=16).save_pretrained(folder)
+    card = (ROOT / "MODEL_CARD.md").read_text().replace("<org>/<repo>", REPO_ID)
+    (folder / "README.md").write_text(card)
+    return model
+
+
+def test_push_to_hub_and_from_pretrained_through_http(local_hub, tmp_path):
+    source = tmp_path / "release"
+    model = save_release_folder(source)
+    sequence = np.random.default_rng(0).normal(size=(3, 50, 25, 3)).astype(np.float32)
     with torch.no_grad():
-        expected = model(torch.randn(2, 2, 16, 25, 3, generator=generator)).logits
+        expected = model(**MampSkeletonProcessor(num_frames=16)(sequence)).logits
 
     home = tmp_path / "hf_home"
-    online = json.loads(run_client(CLIENT, "push", str(tmp_path / "saved"), REPO_ID, env=client_env(home, local_hub.url)))
+    online = json.loads(run_client(CLIENT, "push", str(source), REPO_ID, env=client_env(home, local_hub.url)))
     torch.testing.assert_close(torch.tensor(online["logits"]), expected)
-    assert online["id2label"] == {str(k): v for k, v in labels.items()}
-    assert {"config.json", "model.safetensors", "README.md"} <= set(local_hub.repos[REPO_ID])
-    # The weights came over HTTP: a HEAD for the metadata, then a GET, both on the resolve route.
+    assert online["id2label"] == {str(k): v for k, v in model.config.id2label.items()}
+    assert online["num_frames"] == 16
+    # push_to_hub keeps the card already in the repository instead of writing its generic one.
+    assert "# MAMP: Masked Motion Predictors for 3D action recognition" in online["card"]
+    assert REPO_ID in online["card"] and "<org>/<repo>" not in online["card"]
+    assert set(local_hub.repos[REPO_ID]) == set(os.listdir(source))
+    # The files came over HTTP: a HEAD for the metadata, then a GET, on the resolve route.
     commit = local_hub.commit_hash(REPO_ID)
     for method in ("HEAD", "GET"):
-        assert any(m == method and re.fullmatch(rf"/{REPO_ID}/resolve/(main|{commit})/model.safetensors", p)
-                   for m, p in local_hub.requests)
+        for filename in ("model.safetensors", "preprocessor_config.json"):
+            assert any(m == method and re.fullmatch(rf"/{REPO_ID}/resolve/(main|{commit})/{filename}", p)
+                       for m, p in local_hub.requests), (method, filename)
     assert (home / "hub" / f"models--{REPO_ID.replace('/', '--')}" / "snapshots" / commit / "config.json").exists()
 
     requests_before = len(local_hub.requests)
     offline = json.loads(run_client(CLIENT, "load", "", REPO_ID, env=client_env(home, local_hub.url, offline=True)))
     torch.testing.assert_close(torch.tensor(offline["logits"]), expected)
     assert len(local_hub.requests) == requests_before, "HF_HUB_OFFLINE=1 must load from the cache without requests"
+
+
+def test_release_layout_in_model_card_matches_saved_files(tmp_path):
+    save_release_folder(tmp_path)
+    text = (ROOT / "MODEL_CARD.md").read_text()
+    listing = text.split("## Released repositories")[1].split("```")[1]
+    documented = {line.split()[0] for line in listing.strip().splitlines()}
+    assert documented == set(os.listdir(tmp_path))
 
 
 # --- the model card ------------------------------------------------------------------------------
