@@ -246,17 +246,22 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
     # ------------------------------------------------------------------ input layouts
 
     def _fits(self, layout: str, shape: Sequence[int]) -> bool:
-        """Whether one sequence of this shape can be in this layout."""
-        joints, channels = self.num_joints, self.num_channels
+        """Whether one sequence of this shape can be in this layout (with at most `max_persons` persons)."""
+        joints, channels, max_persons = self.num_joints, self.num_channels, self.max_persons
         if len(shape) != LAYOUT_NDIMS[layout]:
             return False
         if layout == "ntu_flat":
-            return shape[1] > 0 and shape[1] % (joints * channels) == 0
+            persons, remainder = divmod(shape[1], joints * channels)
+            return remainder == 0 and 0 < persons <= max_persons
         if layout == "CTVM":
-            return shape[0] == channels and shape[2] == joints
+            return shape[0] == channels and shape[2] == joints and shape[3] <= max_persons
         if layout == "MTVC":
-            return shape[2] == joints and shape[3] == channels
+            return shape[0] <= max_persons and shape[2] == joints and shape[3] == channels
         return shape[1] == joints and shape[2] == channels  # TVC
+
+    def infer_layout(self, sequence_shape: Sequence[int]) -> str:
+        """The layout of ONE sequence of this shape; raises `ValueError` if none or several fit."""
+        return self._resolve_layout(sequence_shape, None, batched=False)[0]
 
     def _resolve_layout(self, shape: Sequence[int], layout: str | None, batched: bool | None) -> tuple[str, bool]:
         """(layout, batched) for an array of this shape; `batched=None` lets the shape decide."""
@@ -268,7 +273,7 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
             for is_batch in ((batched,) if batched is not None else (False, True))
             if self._fits(name, shape[1:] if is_batch else shape)
         ]
-        expected = f"num_joints={self.num_joints}, num_channels={self.num_channels}"
+        expected = f"num_joints={self.num_joints}, num_channels={self.num_channels}, max_persons={self.max_persons}"
         if not candidates:
             raise ValueError(
                 f"A skeleton array of shape {tuple(shape)} fits no supported layout{f' {layout!r}' if layout else ''} "
@@ -290,12 +295,7 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
             array = array.permute(0, 2, 1, 3, 4)
         else:  # TVC
             array = array.unsqueeze(2)
-        persons = array.shape[2]
-        if persons > self.max_persons:
-            raise ValueError(
-                f"Got sequences with {persons} persons but max_persons={self.max_persons}; select the persons "
-                "to keep first, or build the processor with a larger max_persons."
-            )
+        persons = array.shape[2]  # at most max_persons: `_fits` checked it
         if persons < self.max_persons:
             array = F.pad(array, (0, 0, 0, 0, 0, self.max_persons - persons))
         return array

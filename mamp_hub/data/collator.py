@@ -1,0 +1,57 @@
+"""Batches raw skeleton items into model inputs with one processor call per batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..processing_mamp import MampSkeletonProcessor
+
+
+@dataclass
+class SkeletonDataCollator:
+    """`data_collator` for `Trainer` / `DataLoader(collate_fn=...)` over the skeleton data sets.
+
+    Stacks the items' raw sequences (or, when their lengths differ, hands them to the processor as a list,
+    which pads them with zero frames), runs `processor` once on the batch and returns
+    `{"skeleton_values": (B, M, T, V, C) float32, "labels": (B,) int64}` (`labels` only when items have them).
+
+    `Trainer` uses one collator for training and evaluation; to train with the random crop and evaluate with
+    the central crop, give its training dataloader a collator with `training=True` and its evaluation
+    dataloader one with `training=False`.
+
+    Args:
+        processor: the `MampSkeletonProcessor` saved with the model.
+        training: random crop and rotation (True) or the central evaluation crop (False).
+        layout: layout of one item's sequence (pass the data set's `layout`); inferred from the first item's
+            shape when None.
+        generator: optional torch generator for the training randomness (default: torch's global generator,
+            which `DataLoader` seeds per worker).
+    """
+
+    processor: MampSkeletonProcessor
+    training: bool = False
+    layout: str | None = None
+    generator: torch.Generator | None = None
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        if not features:
+            raise ValueError("Got an empty batch; pass at least one item.")
+        sequences = [feature["skeleton_values"] for feature in features]
+        layout = self.layout or self.processor.infer_layout(np.shape(sequences[0]))
+        if all(np.shape(sequence) == np.shape(sequences[0]) for sequence in sequences):
+            if isinstance(sequences[0], torch.Tensor):
+                batch = torch.stack(sequences)
+            else:
+                batch = np.stack(sequences)
+            inputs = self.processor(batch, training=self.training, layout=layout, generator=self.generator)
+        else:
+            inputs = self.processor(sequences, training=self.training, layout=layout, generator=self.generator)
+
+        output = {"skeleton_values": inputs["skeleton_values"]}
+        if "labels" in features[0]:
+            output["labels"] = torch.tensor([int(feature["labels"]) for feature in features], dtype=torch.int64)
+        return output

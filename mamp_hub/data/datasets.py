@@ -1,0 +1,269 @@
+"""Skeleton data sets for `Trainer`, and the standard `.npz` files they read.
+
+The community shares NTU RGB+D 60/120 and PKU-MMD as `.npz` files holding `x_train` (N, 300, 150) float32,
+one-hot `y_train` (N, num_classes), `x_test` and `y_test`; a row of `x_*` is one frame of two persons x 25
+joints x 3 coordinates (persons outermost), and sequences are padded with zero frames. The data sets here
+index into memory maps of those arrays, so an item costs one slice; the crop/resize work happens per batch
+in `MampSkeletonProcessor` (through `SkeletonDataCollator`).
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from torch.utils.data import Dataset, Subset
+
+from ..skeletons import get_id2label
+
+SPLITS = ("train", "test")
+
+
+# ---------------------------------------------------------------------------------------------------- .npz files
+
+
+def _memmap_npz_member(path: str | os.PathLike, info: zipfile.ZipInfo) -> np.ndarray | None:
+    """Memory map of one uncompressed `.npy` member of a zip archive (None when it cannot be mapped)."""
+    with open(path, "rb") as file:
+        file.seek(info.header_offset)
+        local_header = file.read(30)
+        if local_header[:4] != b"PK\x03\x04":
+            return None
+        # The member's data follows the local header, its name and its extra field (zip64 sizes live there).
+        name_length = int.from_bytes(local_header[26:28], "little")
+        extra_length = int.from_bytes(local_header[28:30], "little")
+        file.seek(info.header_offset + 30 + name_length + extra_length)
+        version = np.lib.format.read_magic(file)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(file)
+        else:
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(file)
+        offset = file.tell()
+    if dtype.hasobject or 0 in shape:
+        return None
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape, order="F" if fortran_order else "C", offset=offset)
+
+
+def load_npz(path: str | os.PathLike, keys: Iterable[str] | None = None, mmap: bool = True) -> dict[str, np.ndarray]:
+    """Arrays of an `.npz` file, memory-mapped where the archive stores them uncompressed.
+
+    `np.load(..., mmap_mode="r")` ignores `mmap_mode` for `.npz` files and reads each array whole; a
+    training split of NTU-120 is 7 GB. `np.savez` (and the preparation scripts here) store members
+    uncompressed, so they can be mapped in place; compressed members (`np.savez_compressed`) are read.
+    Nothing is unpickled.
+
+    Args:
+        path: the `.npz` file.
+        keys: the arrays to return (default: all).
+        mmap: map uncompressed arrays instead of reading them.
+    """
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename[: -len(".npy")]: info for info in archive.infolist() if info.filename.endswith(".npy")}
+        keys = list(members) if keys is None else list(keys)
+        missing = [key for key in keys if key not in members]
+        if missing:
+            raise ValueError(f"{os.fspath(path)!r} has no array named {missing}; it holds {sorted(members)}.")
+        arrays = {}
+        for key in keys:
+            info = members[key]
+            array = _memmap_npz_member(path, info) if mmap and info.compress_type == zipfile.ZIP_STORED else None
+            if array is None:
+                with archive.open(info) as member:
+                    array = np.lib.format.read_array(member, allow_pickle=False)
+            arrays[key] = array
+    return arrays
+
+
+class NpzWriter:
+    """Writes an `.npz` file (uncompressed, loadable by `np.load` and mappable by `load_npz`) array by array.
+
+    `add_rows` streams an array row by row, so a file larger than memory (NTU-120: 20 GB) can be written.
+    The file appears under its name only when the writer closes without error.
+
+    Example:
+
+    ```python
+    with NpzWriter("out.npz") as writer:
+        writer.add("y_train", labels)
+        writer.add_rows("x_train", (row for row in rows), num_rows=len(labels), row_shape=(300, 150), dtype=np.float32)
+    ```
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = os.fspath(path)
+        self._partial_path = self.path + ".partial"
+        self._archive = zipfile.ZipFile(self._partial_path, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
+
+    def add(self, name: str, array: np.ndarray) -> None:
+        array = np.asanyarray(array)
+        if array.dtype.hasobject:
+            raise ValueError(f"Array {name!r} holds Python objects; store numbers or fixed-width strings.")
+        with self._archive.open(name + ".npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+
+    def add_rows(
+        self, name: str, rows: Iterable[np.ndarray], num_rows: int, row_shape: Sequence[int], dtype: np.dtype
+    ) -> None:
+        """Writes `num_rows` arrays of shape `row_shape` as one array (num_rows, *row_shape) of `dtype`."""
+        dtype, row_shape = np.dtype(dtype), tuple(row_shape)
+        header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (num_rows, *row_shape)}
+        written = 0
+        with self._archive.open(name + ".npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_2_0(member, header)
+            for row in rows:
+                if row.shape != row_shape:
+                    raise ValueError(f"Row {written} of {name!r} has shape {row.shape}, expected {row_shape}.")
+                member.write(np.ascontiguousarray(row, dtype=dtype).tobytes())
+                written += 1
+        if written != num_rows:
+            raise ValueError(f"{name!r} was declared with {num_rows} rows but got {written}.")
+
+    def close(self) -> None:
+        self._archive.close()
+        os.replace(self._partial_path, self.path)
+
+    def __enter__(self) -> NpzWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._archive.close()
+            os.remove(self._partial_path)
+
+
+def labels_from_targets(targets: np.ndarray) -> np.ndarray:
+    """(N,) int64 class indices from one-hot (N, num_classes) targets (or from indices already)."""
+    targets = np.asarray(targets)
+    if targets.ndim == 1:
+        return targets.astype(np.int64)
+    if targets.ndim == 2:
+        return np.argmax(targets, axis=1).astype(np.int64)
+    raise ValueError(f"Targets must be (N,) class indices or (N, num_classes) one-hot, got shape {targets.shape}.")
+
+
+# ---------------------------------------------------------------------------------------------------- data sets
+
+
+class ArraySkeletonDataset(Dataset):
+    """Skeleton sequences with class labels; items are `{"skeleton_values": raw sequence, "labels": int}`.
+
+    The raw sequences stay in their stored `layout` (see `MampSkeletonProcessor`); `SkeletonDataCollator`
+    turns a batch of them into model inputs. Use it directly for arrays in memory, e.g. your own capture.
+
+    Args:
+        sequences: (N, ...) array of equal-length sequences (a memory map is fine), or a list of N sequences
+            whose lengths may differ, each in `layout`.
+        labels: (N,) class indices or (N, num_classes) one-hot.
+        layout: layout of one sequence ("ntu_flat", "CTVM", "MTVC", "TVC"); None lets the processor infer it.
+        id2label: class index -> name (default: the indices as strings).
+    """
+
+    def __init__(
+        self,
+        sequences: np.ndarray | Sequence[np.ndarray],
+        labels: np.ndarray | Sequence[int],
+        layout: str | None = None,
+        id2label: Mapping[int, str] | None = None,
+    ) -> None:
+        labels = labels_from_targets(np.asarray(labels))
+        if len(sequences) != len(labels):
+            raise ValueError(f"Got {len(sequences)} sequences but {len(labels)} labels; pass one label per sequence.")
+        self.sequences = sequences
+        self.labels = labels
+        self.layout = layout
+        num_classes = int(labels.max()) + 1 if len(labels) else 0
+        self.id2label = dict(id2label) if id2label is not None else {i: str(i) for i in range(num_classes)}
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.id2label)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {"skeleton_values": np.asarray(self.sequences[index]), "labels": int(self.labels[index])}
+
+
+class NpzSkeletonDataset(ArraySkeletonDataset):
+    """One split of an `.npz` file in the standard NTU layout (`x_train`, `y_train`, `x_test`, `y_test`).
+
+    Args:
+        path: the `.npz` file.
+        split: `"train"` or `"test"`.
+        mmap: memory-map the sequences (default) instead of reading them into memory.
+        id2label: class index -> name; default: the file's `class_names` if it has them, else indices.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        split: str = "train",
+        mmap: bool = True,
+        id2label: Mapping[int, str] | None = None,
+    ) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"Unknown split {split!r}; pass one of {SPLITS}.")
+        with zipfile.ZipFile(path) as archive:
+            has_names = "class_names.npy" in archive.namelist()
+        keys = [f"x_{split}", f"y_{split}"] + (["class_names"] if has_names and id2label is None else [])
+        arrays = load_npz(path, keys=keys, mmap=mmap)
+        sequences, targets = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if sequences.ndim != 3 or sequences.shape[2] % 3 != 0:
+            raise ValueError(
+                f"x_{split} in {os.fspath(path)!r} has shape {sequences.shape}; the NTU layout is "
+                "(N, frames, persons * joints * 3), e.g. (N, 300, 150)."
+            )
+        if "class_names" in arrays:
+            id2label = dict(enumerate(str(name) for name in arrays["class_names"]))
+        elif id2label is None and targets.ndim == 2:
+            id2label = {i: str(i) for i in range(targets.shape[1])}
+        super().__init__(sequences, targets, layout="ntu_flat", id2label=id2label)
+        self.path = os.fspath(path)
+        self.split = split
+
+
+class NTUSkeletonDataset(NpzSkeletonDataset):
+    """NTU RGB+D 60 or 120 (`NTU60_XSub.npz`, `NTU60_XView.npz`, `NTU120_XSub.npz`, `NTU120_XSet.npz`), as
+    written by `mamp-prepare-ntu` or shared by the community. The action names follow from the number of
+    classes of the one-hot labels (60 or 120)."""
+
+    def __init__(self, path: str | os.PathLike, split: str = "train", mmap: bool = True) -> None:
+        super().__init__(path, split, mmap=mmap)
+        if self.num_classes not in (60, 120):
+            raise ValueError(
+                f"{os.fspath(path)!r} has {self.num_classes} classes; NTU RGB+D has 60 or 120. "
+                "For other .npz files use NpzSkeletonDataset."
+            )
+        self.id2label = get_id2label(f"ntu{self.num_classes}")
+
+
+class PKUMMDSkeletonDataset(NpzSkeletonDataset):
+    """PKU-MMD phase I or II (`PKUv1_XSub.npz`, ...), as written by `mamp-prepare-pku`: action instances
+    cropped from the continuous recordings, in the NTU layout, with the 51 PKU-MMD action names."""
+
+    def __init__(self, path: str | os.PathLike, split: str = "train", mmap: bool = True) -> None:
+        super().__init__(path, split, mmap=mmap, id2label=get_id2label("pku_mmd"))
+
+
+def semi_supervised_indices(num_samples: int, ratio: float, seed: int = 0) -> np.ndarray:
+    """Indices of the labelled subset for semi-supervised evaluation (e.g. 1% or 10% of the training set).
+
+    The official protocol shuffles all indices with NumPy's legacy generator seeded with the run seed and
+    keeps the first `int(num_samples * ratio)`; with the same seed this returns the same subset as the
+    official feeder (its single-process run, or rank 0 of a distributed one, which seeds with seed + rank).
+    It is not stratified by class, as in the official protocol.
+    """
+    if not 0.0 < ratio <= 1.0:
+        raise ValueError(f"`ratio` must be in (0, 1], got {ratio!r}.")
+    return np.random.RandomState(seed).permutation(num_samples)[: int(num_samples * ratio)]
+
+
+def semi_supervised_subset(dataset: Dataset, ratio: float, seed: int = 0) -> Subset:
+    """The labelled subset of `dataset` for semi-supervised evaluation; see `semi_supervised_indices`."""
+    return Subset(dataset, semi_supervised_indices(len(dataset), ratio, seed).tolist())
