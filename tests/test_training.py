@@ -1,0 +1,191 @@
+"""training/: recipe files, optimizer groups, schedule, metrics, kNN, model card, and short end-to-end runs.
+
+The end-to-end runs use a tiny model (width 32, 2 layers, 16 frames) on a few synthetic clips: they check the
+plumbing (Trainer, checkpoints, distributed launch, save/load), not the quality of the representation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_config
+from huggingface_hub import ModelCard
+from transformers import TrainerCallback
+
+from mamp_hub import MampForSkeletonClassification
+from training.config import load_config
+from training.knn import knn_classify
+from training.metrics import top_k_accuracy
+from training.model_card import render_model_card
+from training.optimization import layer_id, optimizer_class_and_kwargs, parameter_groups
+from training.recipe import SkeletonTrainer, run, training_arguments
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "training" / "configs"
+RECIPES = sorted(p for p in CONFIGS.glob("*/*.yaml") if p.parent.name != "base" and not p.name.startswith("_"))
+
+
+# ------------------------------------------------------------------------------------------------ recipe files
+
+
+def test_overrides_and_extends(tmp_path):
+    (tmp_path / "base.yaml").write_text(
+        "protocol: finetune\nschedule: {epochs: 10, learning_rate: 1.0e-3, global_batch_size: 8}\n"
+        "optimizer: {name: adamw, betas: [0.9, 0.999]}\n"
+    )
+    (tmp_path / "child.yaml").write_text("extends: base.yaml\nschedule: {epochs: 20}\n")
+    config = load_config(tmp_path / "child.yaml", ["schedule.learning_rate=3e-4", "optimizer.betas=[0.9, 0.95]"])
+    assert config["schedule"] == {"epochs": 20, "learning_rate": 3e-4, "global_batch_size": 8}
+    assert config["optimizer"]["betas"] == [0.9, 0.95]
+    with pytest.raises(ValueError, match="section.key=value"):
+        load_config(tmp_path / "child.yaml", ["schedule.epochs"])
+    with pytest.raises(ValueError, match="Unknown config sections"):
+        load_config(tmp_path / "child.yaml", ["shedule.epochs=3"])
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        load_config(tmp_path / "child.yaml", ["schedule.warmup_epochs=20"])
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_recipes_hold_the_papers_hyperparameters(path):
+    config = load_config(path)
+    schedule, optimizer, model = config["schedule"], config["optimizer"], config["model"]
+    pku = path.parent.name.startswith("pku")
+    if config["protocol"] == "pretrain":
+        assert (schedule["epochs"], schedule["warmup_epochs"], schedule["global_batch_size"]) == (400, 20, 128)
+        assert (schedule["learning_rate"], schedule["min_learning_rate"]) == (1e-3, 5e-4)
+        assert (optimizer["name"], optimizer["betas"], optimizer["weight_decay"]) == ("adamw", [0.9, 0.95], 0.05)
+        assert model["mask_ratio"] == 0.9
+        if "skeletonmae" in path.stem:
+            assert (model["masking_strategy"], model["pretraining_target"]) == ("random", "joints")
+        else:
+            assert (model["masking_strategy"], model["pretraining_target"]) == ("motion_aware", "motion")
+            assert model["motion_aware_tau"] == (0.75 if path.parent.name.startswith("ntu120") else 0.8)
+    elif config["protocol"] == "linear_probe":
+        assert (schedule["epochs"], schedule["warmup_epochs"], schedule["min_learning_rate"]) == (100, 0, 0.0)
+        assert (optimizer["name"], optimizer["momentum"], optimizer["weight_decay"]) == ("sgd", 0.9, 0.0)
+        assert pku or (schedule["global_batch_size"], schedule["learning_rate"]) == (256, 0.1)
+        assert model["classifier_head"] == "linear_probe"
+    else:
+        assert (schedule["epochs"], schedule["warmup_epochs"], schedule["global_batch_size"]) == (100, 5, 48)
+        assert (schedule["learning_rate"], schedule["min_learning_rate"]) == (3e-4, 1e-5)
+        assert (optimizer["name"], optimizer["layer_decay"], optimizer["weight_decay"]) == ("adamw", 0.8, 0.05)
+        assert (model["drop_path_rate"], model["label_smoothing"], model["classifier_head"]) == (0.3, 0.1, "finetune")
+        fraction = {"semi_1pct": 0.01, "semi_10pct": 0.1}.get(path.stem, 1.0)
+        assert config["data"]["train_fraction"] == fraction
+        assert config["init_from"].startswith("outputs/")
+    assert config["trainer"]["output_dir"].startswith(f"outputs/{path.parent.name}/")
+
+
+# ------------------------------------------------------------------------------------------------ optimization
+
+
+def test_layer_ids_follow_beit():
+    assert layer_id("mamp.embeddings.temporal_position_embeddings", 8) == 0
+    assert layer_id("mamp.embeddings.projection.weight", 8) == 0
+    assert layer_id("mamp.encoder.layers.0.attention.qkv.weight", 8) == 1
+    assert layer_id("encoder.layers.7.mlp.fc2.bias", 8) == 8
+    assert layer_id("mamp.layernorm.weight", 8) == 9
+    assert layer_id("classifier.fc2.weight", 8) == 9
+
+
+def test_parameter_groups_layer_decay_and_weight_decay():
+    model = MampForSkeletonClassification(tiny_config(classifier_head="finetune"))
+    groups = parameter_groups(model, learning_rate=1.0, weight_decay=0.05, layer_decay=0.5)
+    settings = {id(p): (g["lr"], g["weight_decay"]) for g in groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert len(settings) == len(named)
+    # tiny_config has 2 layers: embeddings at 0.5^3, layer i at 0.5^(2-i), final norm and head at 1.
+    assert settings[id(named["mamp.embeddings.projection.weight"])] == (0.125, 0.05)
+    assert settings[id(named["mamp.embeddings.projection.bias"])] == (0.125, 0.0)
+    assert settings[id(named["mamp.encoder.layers.0.attention.qkv.weight"])] == (0.25, 0.05)
+    assert settings[id(named["mamp.encoder.layers.1.norm1.weight"])] == (0.5, 0.0)
+    assert settings[id(named["classifier.fc2.weight"])] == (1.0, 0.05)
+    assert settings[id(named["classifier.batch_norm.bias"])] == (1.0, 0.0)
+    # The authors' code decays the position embeddings (they are not 1-D); the option exempts them.
+    position = id(named["mamp.embeddings.temporal_position_embeddings"])
+    assert settings[position] == (0.125, 0.05)
+    exempt = parameter_groups(model, 1.0, 0.05, 0.5, weight_decay_position_embeddings=False)
+    assert next(g["weight_decay"] for g in exempt for p in g["params"] if id(p) == position) == 0.0
+    assert groups[0]["lr"] == 1.0  # the group Trainer logs carries the peak learning rate
+
+
+def test_frozen_encoder_leaves_only_the_head_to_the_optimizer():
+    model = MampForSkeletonClassification(tiny_config())
+    model.freeze_encoder()
+    groups = parameter_groups(model, learning_rate=0.1, weight_decay=0.0)
+    assert {id(p) for g in groups for p in g["params"]} == {id(p) for p in model.classifier.parameters()}
+
+
+def test_schedule_is_the_authors_per_iteration_warmup_cosine(tmp_path):
+    """Trainer's scheduler, built from a recipe, gives every group the lr of the authors' `adjust_learning_rate`."""
+    overrides = [f"trainer.output_dir={tmp_path}", "trainer.eval_strategy=no"]
+    config = load_config(CONFIGS / "ntu60_xsub" / "finetune.yaml", overrides)
+    config["schedule"].update(epochs=10, warmup_epochs=2)
+    model = MampForSkeletonClassification(tiny_config(classifier_head="finetune"))
+    args = training_arguments(config, world_size=1)
+    trainer = SkeletonTrainer(
+        model=model,
+        args=args,
+        eval_data_collator=None,
+        optimizer_cls_and_kwargs=optimizer_class_and_kwargs(model, config["optimizer"], args.learning_rate),
+    )
+    steps_per_epoch = 7
+    trainer.create_optimizer_and_scheduler(num_training_steps=10 * steps_per_epoch)
+    peak, floor, decay = 3e-4, 1e-5, 0.8
+    projection = model.mamp.embeddings.projection.weight
+    embeddings = next(g for g in trainer.optimizer.param_groups if any(p is projection for p in g["params"]))
+    for step in range(10 * steps_per_epoch):
+        epoch = step / steps_per_epoch  # the authors' per-iteration epoch
+        if epoch < 2:
+            expected = peak * epoch / 2
+        else:
+            expected = floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * (epoch - 2) / 8))
+        assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(expected, rel=1e-6, abs=1e-12)
+        assert embeddings["lr"] == pytest.approx(expected * decay**3, rel=1e-6, abs=1e-12)
+        trainer.optimizer.step()
+        trainer.lr_scheduler.step()
+
+
+# ------------------------------------------------------------------------------------------------ metrics, kNN
+
+
+def test_top_k_accuracy():
+    logits = np.array([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1], [0.2, 0.3, 0.5], [0.5, 0.4, 0.1]])
+    labels = np.array([1, 2, 2, 1])
+    assert top_k_accuracy(logits, labels, ks=(1, 2)) == {"top1": 50.0, "top2": 100.0 * 3 / 4}
+    assert top_k_accuracy(logits, labels)["top5"] == 100.0  # k above the class count: every label is in
+    with pytest.raises(ValueError, match="labels"):
+        top_k_accuracy(logits, labels[:2])
+
+
+def test_knn_classify_separates_clusters():
+    generator = torch.Generator().manual_seed(0)
+    centres = torch.randn(3, 8, generator=generator) * 5
+    train_labels = torch.arange(30) % 3
+    train = centres[train_labels] + torch.randn(30, 8, generator=generator)
+    queries = centres + 0.1 * torch.randn(3, 8, generator=generator)
+    assert knn_classify(train, train_labels, queries, num_classes=3, k=5).tolist() == [0, 1, 2]
+
+
+# ------------------------------------------------------------------------------------------------ model card
+
+
+def test_model_card_reports_the_measured_metrics():
+    config = load_config(CONFIGS / "ntu60_xsub" / "finetune.yaml")
+    metrics = {"eval_top1": 91.234, "eval_top5": 99.5, "best_eval_top1": 91.5, "train_loss": 0.7}
+    text = render_model_card(config, metrics, command="python -m training.finetune x.yaml", repo_id="me/mamp-ft")
+    card = ModelCard(text)
+    assert card.data.pipeline_tag == "video-classification"
+    assert card.data.datasets == ["ntu_rgbd_60"]
+    assert [r.metric_value for r in card.data.eval_results] == [91.23, 99.5]
+    assert "<org>/<repo>" not in text and 'from_pretrained("me/mamp-ft")' in text
+    assert "python -m training.finetune x.yaml" in text and "| 91.23 |" in text
+    assert "This file is both the project's model card and the template" not in text

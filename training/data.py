@@ -1,0 +1,57 @@
+"""The `data` section of a recipe -> training and test sets, and the processor that turns their items into inputs.
+
+    data:
+      dataset: ntu | pku | npz | synthetic
+      path: data/ntu/NTU60_XSub.npz     # the standard .npz file (ntu, pku, npz)
+      train_fraction: 1.0               # semi-supervised protocols: 0.01 or 0.1 of the labelled training clips
+      subset_seed: 0                    # which clips those are (the authors' feeder: the run seed)
+      processor: {}                     # MampSkeletonProcessor options (crop ratios, rotation)
+      synthetic: {}                     # mamp_hub.data.synthetic options (dataset: synthetic)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from mamp_hub import MampConfig
+from mamp_hub.processing_mamp import MampSkeletonProcessor
+from mamp_hub.data import NpzSkeletonDataset, NTUSkeletonDataset, PKUMMDSkeletonDataset, semi_supervised_subset
+
+NPZ_DATASETS = {"ntu": NTUSkeletonDataset, "pku": PKUMMDSkeletonDataset, "npz": NpzSkeletonDataset}
+
+
+def build_datasets(data_config: Mapping[str, Any]) -> tuple[Dataset, Dataset, dict[int, str]]:
+    """Training set (the labelled fraction of it when `train_fraction` < 1), test set, and class names."""
+    kind = data_config.get("dataset")
+    if kind in NPZ_DATASETS:
+        if not data_config.get("path"):
+            raise ValueError(
+                f"data.path is required for dataset {kind!r}: the .npz file written by mamp-prepare-ntu / "
+                "mamp-prepare-pku (e.g. data.path=data/ntu/NTU60_XSub.npz)."
+            )
+        train, test = (NPZ_DATASETS[kind](data_config["path"], split=split) for split in ("train", "test"))
+    elif kind == "synthetic":
+        from mamp_hub.data.synthetic import make_synthetic_splits
+
+        train, test = make_synthetic_splits(**data_config.get("synthetic", {}))
+    else:
+        raise ValueError(f"data.dataset must be one of {[*NPZ_DATASETS, 'synthetic']}, got {kind!r}.")
+    id2label = dict(train.id2label)
+    fraction = float(data_config.get("train_fraction", 1.0))
+    if fraction < 1.0:
+        train = semi_supervised_subset(train, fraction, seed=int(data_config.get("subset_seed", 0)))
+    return train, test, id2label
+
+
+def build_processor(data_config: Mapping[str, Any], model_config: MampConfig) -> MampSkeletonProcessor:
+    """The processor for `model_config`'s input size, with the recipe's crop and rotation options."""
+    return MampSkeletonProcessor(
+        num_frames=model_config.num_frames,
+        num_joints=model_config.num_joints,
+        num_channels=model_config.num_channels,
+        max_persons=model_config.max_persons,
+        **data_config.get("processor", {}),
+    )

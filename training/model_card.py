@@ -1,0 +1,191 @@
+"""The README.md of a trained folder: the project's card template (`MODEL_CARD.md`) filled with what was run and
+what was measured.
+
+The template's format: YAML front matter (edited here through `huggingface_hub.ModelCard`), regions between
+`<!-- mamp:begin NAME -->` and `<!-- mamp:end NAME -->` (`checkpoint`, `results`) replaced by this run's text,
+and `<org>/<repo>` replaced by the repository id. Nothing is claimed that the metrics do not hold.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard
+
+TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "MODEL_CARD.md"
+
+# Used when the repository's template is not there (e.g. training/ copied elsewhere): same format, less prose.
+FALLBACK_TEMPLATE = """---
+library_name: transformers
+tags:
+- mamp
+- skeleton-based-action-recognition
+metrics:
+- accuracy
+---
+
+# MAMP: Masked Motion Predictors for 3D action recognition
+
+A vanilla transformer over 3D skeleton sequences pre-trained by masked motion prediction (Mao et al., ICCV 2023),
+in the `transformers` API of `mamp-hub`. Load it with `from_pretrained("<org>/<repo>")`.
+
+## This checkpoint
+
+<!-- mamp:begin checkpoint -->
+<!-- mamp:end checkpoint -->
+
+## Results
+
+<!-- mamp:begin results -->
+<!-- mamp:end results -->
+"""
+
+PROTOCOL_DESCRIPTIONS = {
+    "pretrain": "the pre-trained encoder and decoder (`MampForMaskedMotionPrediction`), pre-trained without labels",
+    "linear_probe": "a linear probe (`MampForSkeletonClassification`, `classifier_head=\"linear_probe\"`): "
+    "a linear classifier trained on the frozen encoder",
+    "finetune": "a fine-tuned classifier (`MampForSkeletonClassification`, `classifier_head=\"finetune\"`), "
+    "encoder and head trained together",
+}
+
+METRIC_LABELS = {
+    "eval_top1": "Top-1 accuracy (%), test split, after the last epoch",
+    "eval_top5": "Top-5 accuracy (%), test split, after the last epoch",
+    "best_eval_top1": "Best top-1 accuracy (%) over the evaluated epochs (what the authors' logs print as max)",
+    "knn_top1": "kNN top-1 accuracy (%) of the pooled encoder features on the test split (k = 20)",
+    "train_loss": "Training loss, mean over the run",
+    "final_loss": "Training loss, last logged value",
+    "train_samples": "Training clips",
+    "eval_samples": "Test clips",
+    "train_runtime": "Training time (s)",
+}
+
+
+def render_model_card(
+    config: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    command: str,
+    repo_id: str,
+    world_size: int = 1,
+    template: str | None = None,
+) -> str:
+    """Fill the card template for a run of recipe `config` that measured `metrics`.
+
+    Args:
+        config: the recipe (sections `protocol`, `init_from`, `data`, `model`, `optimizer`, `schedule`, `card`).
+        metrics: measured values, keys as in `METRIC_LABELS` (others are listed under their own name).
+        command: the command line that produced the folder.
+        repo_id: Hub id (or local folder) the card's code examples load from.
+        world_size: number of training processes, reported with the batch sizes.
+        template: card template text; defaults to the repository's `MODEL_CARD.md`.
+    """
+    if template is None:
+        template = TEMPLATE_PATH.read_text(encoding="utf-8") if TEMPLATE_PATH.is_file() else FALLBACK_TEMPLATE
+    card = ModelCard(template)
+    protocol = config["protocol"]
+    card_config = config.get("card", {})
+    dataset_name = card_config.get("dataset_name", config["data"].get("dataset", "unknown data"))
+
+    data = card.data
+    data.datasets = card_config.get("dataset_ids") or None
+    data.pipeline_tag = "feature-extraction" if protocol == "pretrain" else "video-classification"
+    if card_config.get("license"):
+        data.license = card_config["license"]
+    init_from = config.get("init_from")
+    # A Hub id (not a local folder) is recorded as the base model.
+    data.base_model = init_from if init_from and not Path(init_from).exists() else None
+    if protocol != "pretrain" and "eval_top1" in metrics:
+        data.model_name = repo_id
+        data.eval_results = [
+            EvalResult(
+                task_type="video-classification",
+                task_name="Skeleton-based action recognition",
+                dataset_type=(card_config.get("dataset_ids") or [config["data"].get("dataset", "skeletons")])[0],
+                dataset_name=dataset_name,
+                dataset_split="test",
+                metric_type="accuracy",
+                metric_name=f"Top-{k} accuracy (%)",
+                metric_value=round(float(metrics[f"eval_top{k}"]), 2),
+            )
+            for k in (1, 5)
+            if f"eval_top{k}" in metrics
+        ]
+
+    text = re.sub(r"<!--\n.*?-->\n\n", "", card.text, count=1, flags=re.DOTALL)  # the template's own notes
+    text = _replace_region(text, "checkpoint", _checkpoint_text(config, dataset_name, command, world_size))
+    text = _replace_region(text, "results", _results_text(metrics, command))
+    card.text = text.replace("<org>/<repo>", repo_id)
+    return card.content
+
+
+def write_model_card(output_dir: str | Path, *args, **kwargs) -> Path:
+    """`render_model_card(...)` written to `output_dir/README.md`."""
+    path = Path(output_dir) / "README.md"
+    path.write_text(render_model_card(*args, **kwargs), encoding="utf-8")
+    return path
+
+
+def _replace_region(text: str, name: str, content: str) -> str:
+    begin, end = f"<!-- mamp:begin {name} -->", f"<!-- mamp:end {name} -->"
+    if begin not in text or end not in text:
+        raise ValueError(f"The card template has no {begin} ... {end} region to fill.")
+    head, rest = text.split(begin, 1)
+    return f"{head}{begin}\n{content.strip()}\n{end}{rest.split(end, 1)[1]}"
+
+
+def _checkpoint_text(config: Mapping[str, Any], dataset_name: str, command: str, world_size: int) -> str:
+    protocol = config["protocol"]
+    schedule, optimizer, model = config["schedule"], config.get("optimizer", {}), config.get("model", {})
+    lines = [
+        f"This repository holds {PROTOCOL_DESCRIPTIONS[protocol]}, trained on **{dataset_name}** with "
+        "`mamp-hub`'s `training/` recipes.",
+        "",
+    ]
+    if protocol != "pretrain":
+        source = config.get("init_from")
+        lines += [f"Initialised from: `{source}`." if source else "Initialised from random weights (no pre-training).", ""]
+    hyperparameters = {
+        "epochs": schedule["epochs"],
+        "global batch": f"{schedule['global_batch_size']} ({world_size} process{'es' if world_size > 1 else ''})",
+        "optimizer": optimizer.get("name", "adamw"),
+        "learning rate": f"{schedule['learning_rate']} (warm-up {schedule.get('warmup_epochs', 0)} epochs, cosine "
+        f"to {schedule.get('min_learning_rate', 0)})",
+        "weight decay": optimizer.get("weight_decay", 0.0),
+        "layer-wise lr decay": optimizer.get("layer_decay", 1.0),
+        "seed": config.get("seed", 0),
+    }
+    if protocol == "pretrain":
+        hyperparameters.update(
+            {key: model[key] for key in ("masking_strategy", "mask_ratio", "motion_aware_tau", "pretraining_target")
+             if key in model}
+        )
+    else:
+        hyperparameters.update(
+            {key: model[key] for key in ("drop_path_rate", "label_smoothing") if key in model}
+        )
+        if config["data"].get("train_fraction", 1.0) < 1.0:
+            hyperparameters["labelled training fraction"] = config["data"]["train_fraction"]
+    lines += ["| hyper-parameter | value |", "|---|---|"]
+    lines += [f"| {key} | {value} |" for key, value in hyperparameters.items()]
+    lines += ["", "Produced by:", "", "```bash", command, "```"]
+    terms = config.get("card", {}).get("terms")
+    if terms:
+        lines += ["", f"Terms: {terms}"]
+    return "\n".join(lines)
+
+
+def _results_text(metrics: Mapping[str, float], command: str) -> str:
+    if not metrics:
+        return "Nothing was measured for this checkpoint."
+    rows = [
+        f"| {METRIC_LABELS.get(key, key)} | {value:.2f} |" if isinstance(value, float) else
+        f"| {METRIC_LABELS.get(key, key)} | {value} |"
+        for key, value in metrics.items()
+    ]
+    return "\n".join(
+        ["Measured by the run that produced these weights (command above):", "", "| metric | value |", "|---|---|"]
+        + rows
+    )

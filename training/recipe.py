@@ -1,0 +1,241 @@
+"""One run of a recipe on `transformers.Trainer`: build data, model, optimizer and schedule from the config, train,
+evaluate, and write a `save_pretrained` folder with the processor, the measured metrics and a model card.
+
+The same code runs on one CPU, one GPU, or many GPUs and nodes under `torchrun` / `accelerate launch`:
+Trainer (through accelerate) sets up distributed training from the launcher's environment, and the config's
+`schedule.global_batch_size` is split over the processes, so a recipe means the same optimisation everywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from huggingface_hub import HfApi
+from transformers import Trainer, TrainingArguments, set_seed
+
+from mamp_hub import MampConfig, MampForMaskedMotionPrediction, MampForSkeletonClassification
+from mamp_hub.data import SkeletonDataCollator
+
+from .config import load_config
+from .data import build_datasets, build_processor
+from .knn import KnnMonitorCallback
+from .metrics import compute_metrics, logits_only
+from .model_card import write_model_card
+from .optimization import optimizer_class_and_kwargs, schedule_arguments
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINTS = {"pretrain": "training.pretrain", "linear_probe": "training.linear_probe", "finetune": "training.finetune"}
+
+
+class SkeletonTrainer(Trainer):
+    """`Trainer` with separate training and evaluation batching, as the authors' loaders have.
+
+    Training batches come from `data_collator` (random crop and rotation) and, with `dataloader_drop_last=True`,
+    are always full: the schedule sees the paper's batch size and the heads' BatchNorm never gets a batch of one.
+    Evaluation batches come from `eval_data_collator` (central crop) and keep every test clip.
+    """
+
+    def __init__(self, *args, eval_data_collator: Callable, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.eval_data_collator = eval_data_collator
+
+    @contextmanager
+    def _evaluation_batching(self):
+        saved = self.data_collator, self.args.dataloader_drop_last
+        self.data_collator, self.args.dataloader_drop_last = self.eval_data_collator, False
+        try:
+            yield
+        finally:
+            self.data_collator, self.args.dataloader_drop_last = saved
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        with self._evaluation_batching():
+            return super().get_eval_dataloader(eval_dataset)
+
+    def get_test_dataloader(self, test_dataset):
+        with self._evaluation_batching():
+            return super().get_test_dataloader(test_dataset)
+
+
+def parse_command_line(protocol: str, argv: Sequence[str] | None = None) -> tuple[dict[str, Any], str]:
+    """`CONFIG [section.key=value ...]` -> (config, the command line to record in the model card)."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {ENTRY_POINTS[protocol]}",
+        description=f"Run a MAMP {protocol.replace('_', ' ')} recipe with transformers.Trainer.",
+    )
+    parser.add_argument("config", help="recipe file, e.g. training/configs/ntu60_xsub/%s.yaml" % protocol)
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="section.key=value",
+        help="changes to the recipe, e.g. schedule.epochs=10 trainer.output_dir=runs/x trainer.bf16=true",
+    )
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    config = load_config(args.config, args.overrides)
+    if config["protocol"] != protocol:
+        raise ValueError(
+            f"{args.config} is a {config['protocol']!r} recipe; run it with python -m {ENTRY_POINTS[config['protocol']]}."
+        )
+    return config, shlex.join(["python", "-m", ENTRY_POINTS[protocol], *argv])
+
+
+def build_model(config: dict[str, Any], id2label: dict[int, str] | None):
+    """The model a protocol trains: a fresh pre-training model, or a classifier (from `init_from` if given)."""
+    model_options = dict(config.get("model", {}))
+    unknown = set(model_options) - set(MampConfig().to_dict())
+    if unknown:
+        raise ValueError(f"Unknown model options {sorted(unknown)}; the model section takes MampConfig arguments.")
+    if config["protocol"] == "pretrain":
+        return MampForMaskedMotionPrediction(MampConfig(**model_options))
+    labels = {"num_labels": len(id2label), "id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
+    if config.get("init_from"):
+        model = MampForSkeletonClassification.from_pretrained(config["init_from"], **labels, **model_options)
+    else:
+        model = MampForSkeletonClassification(MampConfig(**labels, **model_options))
+    if config["protocol"] == "linear_probe":
+        model.freeze_encoder()
+    return model
+
+
+def training_arguments(config: dict[str, Any], world_size: int) -> TrainingArguments:
+    """`TrainingArguments` from the `trainer` section, with the schedule and batch size the recipe fixes."""
+    options = dict(config.get("trainer", {}))
+    options.pop("resume_from_checkpoint", None)  # an argument of `train()`, see `run`
+    schedule = config["schedule"]
+    accumulation = int(options.get("gradient_accumulation_steps", 1))
+    global_batch = int(schedule["global_batch_size"])
+    if global_batch % (world_size * accumulation):
+        raise ValueError(
+            f"schedule.global_batch_size={global_batch} is not divisible by {world_size} processes x "
+            f"{accumulation} accumulation steps; change trainer.gradient_accumulation_steps or the process count."
+        )
+    options.setdefault("per_device_eval_batch_size", global_batch // (world_size * accumulation))
+    options.update(
+        schedule_arguments(schedule),
+        per_device_train_batch_size=global_batch // (world_size * accumulation),
+        seed=int(config.get("seed", 0)),
+    )
+    try:
+        return TrainingArguments(**options)
+    except TypeError as error:
+        raise ValueError(f"Bad option in the trainer section ({error}); it takes TrainingArguments fields.") from error
+
+
+def run(config: dict[str, Any], command: str = "") -> dict[str, float]:
+    """Train, evaluate and save one recipe; returns the measured metrics (also in `output_dir/metrics.json`)."""
+    protocol = config["protocol"]
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    args = training_arguments(config, world_size)
+    set_seed(args.seed)
+    train_dataset, eval_dataset, id2label = build_datasets(config["data"])
+    model = build_model(config, id2label)
+    processor = build_processor(config["data"], model.config)
+
+    callbacks = []
+    knn = config.get("knn_monitor") or {}
+    if protocol == "pretrain" and knn.get("every_n_epochs"):
+        callbacks.append(
+            KnnMonitorCallback(
+                train_dataset,
+                eval_dataset,
+                SkeletonDataCollator(processor, training=False),
+                num_classes=len(id2label),
+                batch_size=args.per_device_eval_batch_size,
+                num_workers=args.dataloader_num_workers,
+                **knn,
+            )
+        )
+    classifying = protocol != "pretrain"
+    trainer = SkeletonTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset if classifying else None,
+        data_collator=SkeletonDataCollator(processor, training=True),
+        eval_data_collator=SkeletonDataCollator(processor, training=False),
+        processing_class=processor,
+        compute_metrics=compute_metrics if classifying else None,
+        preprocess_logits_for_metrics=logits_only if classifying else None,
+        optimizer_cls_and_kwargs=optimizer_class_and_kwargs(model, config["optimizer"], args.learning_rate),
+        callbacks=callbacks,
+    )
+    resume = config.get("trainer", {}).get("resume_from_checkpoint")
+    train_output = trainer.train(resume_from_checkpoint=resume or None)
+
+    metrics = measured_metrics(trainer, train_output.metrics, len(train_dataset), len(eval_dataset))
+    if args.push_to_hub:
+        # Uploads the weights and processor (every process must call it); its generic README is replaced below.
+        trainer.push_to_hub(commit_message="Trained weights and processor")
+    else:
+        trainer.save_model()
+    trainer.save_state()
+    if trainer.is_world_process_zero():
+        save_run_record(args.output_dir, config, metrics)
+        repo_id = trainer.hub_model_id if args.push_to_hub else args.output_dir
+        card = write_model_card(args.output_dir, config, metrics, command=command, repo_id=repo_id, world_size=world_size)
+        if args.push_to_hub:
+            upload_card_and_metrics(trainer, card)
+    return metrics
+
+
+def measured_metrics(
+    trainer: Trainer, train_metrics: dict[str, float], train_samples: int, eval_samples: int
+) -> dict[str, float]:
+    """What the model card reports: last-epoch test accuracy (classifiers), losses, kNN accuracy, sizes, time."""
+    history = trainer.state.log_history
+    metrics: dict[str, float] = {}
+    if trainer.eval_dataset is not None:
+        final = trainer.evaluate()
+        metrics.update({key: final[key] for key in ("eval_top1", "eval_top5") if key in final})
+        evaluated = [entry["eval_top1"] for entry in history if "eval_top1" in entry]
+        metrics["best_eval_top1"] = max(evaluated)
+    losses = [entry["loss"] for entry in history if "loss" in entry]
+    if losses:
+        metrics["final_loss"] = losses[-1]
+    metrics["train_loss"] = train_metrics["train_loss"]
+    knn = [entry["knn_top1"] for entry in history if "knn_top1" in entry]
+    if knn:
+        metrics["knn_top1"] = knn[-1]
+    metrics.update(train_samples=train_samples, eval_samples=eval_samples, train_runtime=train_metrics["train_runtime"])
+    return metrics
+
+
+def save_run_record(output_dir: str, config: dict[str, Any], metrics: dict[str, float]) -> None:
+    """`metrics.json` and the resolved recipe `recipe.yaml` next to the weights, for the card and for re-runs."""
+    path = Path(output_dir)
+    (path / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    (path / "recipe.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+
+
+def upload_card_and_metrics(trainer: Trainer, card: Path) -> None:
+    """Replace the generic card `Trainer.push_to_hub` uploaded with ours, and add the run record, in one commit."""
+    HfApi(token=trainer.args.hub_token).upload_folder(
+        repo_id=trainer.hub_model_id,
+        folder_path=card.parent,
+        allow_patterns=[card.name, "metrics.json", "recipe.yaml"],
+        revision=trainer.args.hub_revision,
+        commit_message="Model card with the measured metrics, and the recipe",
+    )
+
+
+def main(protocol: str, argv: Sequence[str] | None = None) -> dict[str, float]:
+    """Entry point shared by `training.pretrain`, `training.linear_probe` and `training.finetune`."""
+    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
+    torch.set_float32_matmul_precision("high")  # TF32 matmuls on Ampere+ GPUs; no effect on CPUs
+    config, command = parse_command_line(protocol, argv)
+    metrics = run(config, command)
+    logger.info("measured: %s", json.dumps(metrics))
+    return metrics
