@@ -239,10 +239,9 @@ class MampSelfAttention(nn.Module):
         query, key, value = (
             self.qkv(hidden_states).view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         )
-        attention_interface: Callable = eager_attention_forward
         # Fused kernels do not return probabilities, so a request for them takes the eager path.
-        if self.config._attn_implementation != "eager" and not output_attentions:
-            attention_interface = ALL_ATTENTION_FUNCTIONS[self.config._attn_implementation]
+        implementation = "eager" if output_attentions else self.config._attn_implementation
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
         attn_output, attn_weights = attention_interface(
             self,
             query,
