@@ -300,7 +300,7 @@ def _process_for_pool(path: str) -> tuple[np.ndarray | None, str | None]:
 
 
 @contextlib.contextmanager
-def _worker_map(num_workers: int | None) -> Iterator[Callable]:
+def parallel_map(num_workers: int | None) -> Iterator[Callable]:
     """An ordered, lazy map over worker processes (`num_workers=0`: in this process)."""
     if num_workers == 0:
         yield map
@@ -390,7 +390,7 @@ def prepare_ntu(
         # Stage 1, in worker processes: one sequence per file, appended to a scratch file in name order.
         offset = 0
         paths = [files[name] for name in names]
-        with _worker_map(num_workers) as map_in_order:
+        with parallel_map(num_workers) as map_in_order:
             results = map_in_order(_process_for_pool, paths)
             for name, (joints, error) in tqdm(zip(names, results), total=len(names), desc="skeleton files", disable=not progress):
                 if error is not None:

@@ -1,0 +1,205 @@
+"""PKU-MMD skeleton and label files -> the `.npz` benchmark files (console script `mamp-prepare-pku`).
+
+PKU-MMD records long sequences with several actions each. A skeleton file (`skeleton/0002-L.txt`) has one
+line per frame with 150 values (2 bodies x 25 joints x x/y/z, NTU joint order); its label file
+(`label/0002-L.txt`) one line per action instance: `label,start,end,confidence` with label in 1..51.
+Following the reference preparation (`pku_gendata.py` of the MAMP code base):
+
+- each instance is frames [start, end) of its recording, kept as they are (no centring), truncated to
+  300 frames, zero-padded to 300; instances whose values are all zero are left out;
+- a recording belongs to the training split when its name is on the second line of the split file
+  (`cross-subject.txt` / `cross_subject_v2.txt`, `cross-view.txt` / `cross_view_v2.txt` of the download),
+  a comma-separated list of recording names; every other recording is in the test split.
+
+Recordings are taken in sorted name order (the reference walks `os.listdir`, whose order depends on the
+file system). `x_*` (N, 300, 150) float32, `y_*` (N, 51) one-hot float64. A recording that cannot be read
+is reported and skipped, as are unusable instances; `<NAME>_skipped.txt` lists them, and instances that
+were kept but clipped (label end beyond the recording, more than 300 frames) are logged as warnings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..skeletons import PKU_MMD_ACTION_NAMES
+from .datasets import NpzWriter
+from .prepare_ntu import parallel_map
+
+logger = logging.getLogger(__name__)
+
+NUM_CLASSES = len(PKU_MMD_ACTION_NAMES)  # 51
+VALUES_PER_FRAME = 150
+PHASE_PREFIX = {1: "PKUv1", 2: "PKUv2"}
+
+
+@dataclass
+class RecordingInstances:
+    """The usable action instances of one recording, and what was wrong with the others."""
+
+    sequences: list[np.ndarray] = field(default_factory=list)  # (frames <= max_frames, 150) float32 each
+    labels: list[int] = field(default_factory=list)  # 0-based
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (instance or recording, reason)
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_split_file(path: str | os.PathLike) -> set[str]:
+    """Training recording names of a PKU-MMD split file (its second line, comma-separated)."""
+    with open(path) as file:
+        lines = file.read().splitlines()
+    if len(lines) < 2 or not lines[1].strip():
+        raise ValueError(
+            f"{os.fspath(path)!r} is not a PKU-MMD split file: its second line must list the training "
+            "recordings, comma-separated (e.g. '0002-L, 0002-M, ...')."
+        )
+    return {name.strip() for name in lines[1].split(",") if name.strip()}
+
+
+def extract_instances(skeleton_path: str, label_path: str, max_frames: int = 300) -> RecordingInstances:
+    """Action instances of one recording (never raises for bad files: they end up in `skipped`)."""
+    recording = os.path.basename(skeleton_path).removesuffix(".txt")
+    result = RecordingInstances()
+    try:
+        frames = np.loadtxt(skeleton_path, dtype=np.float64, ndmin=2)
+        annotations = np.loadtxt(label_path, delimiter=",", dtype=np.float64, ndmin=2)
+    except (OSError, ValueError) as error:
+        result.skipped.append((recording, f"{type(error).__name__}: {error}"))
+        return result
+    if frames.shape[1] != VALUES_PER_FRAME:
+        result.skipped.append((recording, f"skeleton lines have {frames.shape[1]} values, expected {VALUES_PER_FRAME}"))
+        return result
+    if annotations.size and annotations.shape[1] < 3:
+        result.skipped.append((recording, f"label lines have {annotations.shape[1]} values, expected label,start,end,..."))
+        return result
+
+    for index, (label, start, end) in enumerate(annotations[:, :3].astype(np.int64)):
+        name = f"{recording}_{index}"
+        if not 1 <= label <= NUM_CLASSES:
+            result.skipped.append((name, f"label {label} is not in 1..{NUM_CLASSES}"))
+            continue
+        instance = frames[start:end] if start >= 0 else frames[0:0]
+        if instance.size == 0 or instance.sum() == 0:  # the reference leaves all-zero instances out
+            result.skipped.append((name, f"frames [{start}, {end}) of {len(frames)} are empty or all zero"))
+            continue
+        if end > len(frames):
+            result.warnings.append(f"{name}: label ends at frame {end} but the recording has {len(frames)}; clipped")
+        if len(instance) > max_frames:
+            result.warnings.append(f"{name}: {len(instance)} frames truncated to {max_frames}")
+        result.sequences.append(instance[:max_frames].astype(np.float32))
+        result.labels.append(int(label) - 1)
+    return result
+
+
+def _extract_for_pool(arguments: tuple[str, str, int]) -> RecordingInstances:
+    return extract_instances(*arguments)
+
+
+def prepare_pku(
+    raw_dir: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    phase: int = 1,
+    cross_subject: str | os.PathLike | None = None,
+    cross_view: str | os.PathLike | None = None,
+    num_workers: int | None = None,
+    max_frames: int = 300,
+    progress: bool = True,
+) -> dict[str, str]:
+    """Writes `PKUv{phase}_XSub.npz` and/or `PKUv{phase}_XView.npz` from the PKU-MMD download.
+
+    Args:
+        raw_dir: folder with `skeleton/` and `label/` (one `.txt` per recording in each).
+        output_dir: where the `.npz` files and `PKUv{phase}_skipped.txt` go.
+        phase: 1 or 2 (names the files; both phases use the 51-class label table).
+        cross_subject: the cross-subject split file; its benchmark is written when given.
+        cross_view: the cross-view split file; its benchmark is written when given.
+        num_workers: worker processes (default: all CPUs; 0 reads the files in this process).
+        max_frames: frames per instance (longer instances are truncated, as in the reference).
+        progress: show a progress bar.
+
+    Returns:
+        Name -> path of the files written.
+    """
+    if phase not in PHASE_PREFIX:
+        raise ValueError(f"Unknown PKU-MMD phase {phase!r}; pass 1 or 2.")
+    splits = {name: read_split_file(path) for name, path in (("XSub", cross_subject), ("XView", cross_view)) if path}
+    if not splits:
+        raise ValueError("Pass the cross-subject and/or cross-view split file (e.g. cross_subject=.../cross-subject.txt).")
+    skeleton_dir, label_dir = os.path.join(raw_dir, "skeleton"), os.path.join(raw_dir, "label")
+    for folder in (skeleton_dir, label_dir):
+        if not os.path.isdir(folder):
+            raise ValueError(f"{folder!r} does not exist; `raw_dir` must hold the skeleton/ and label/ folders.")
+    recordings = sorted(name.removesuffix(".txt") for name in os.listdir(skeleton_dir) if name.endswith(".txt"))
+    os.makedirs(output_dir, exist_ok=True)
+
+    jobs = [(os.path.join(skeleton_dir, f"{r}.txt"), os.path.join(label_dir, f"{r}.txt"), max_frames) for r in recordings]
+    per_recording: list[RecordingInstances] = []
+    with parallel_map(num_workers) as map_in_order:
+        results = map_in_order(_extract_for_pool, jobs)
+        per_recording.extend(tqdm(results, total=len(jobs), desc="PKU-MMD recordings", disable=not progress))
+
+    skipped = [entry for result in per_recording for entry in result.skipped]
+    for result in per_recording:
+        for warning in result.warnings:
+            logger.warning(warning)
+
+    prefix = PHASE_PREFIX[phase]
+    written = {}
+    for benchmark, training_names in splits.items():
+        parts: dict[str, tuple[list[np.ndarray], list[int]]] = {"train": ([], []), "test": ([], [])}
+        for recording, result in zip(recordings, per_recording):
+            sequences, labels = parts["train" if recording in training_names else "test"]
+            sequences.extend(result.sequences)
+            labels.extend(result.labels)
+        path = os.path.join(output_dir, f"{prefix}_{benchmark}.npz")
+        with NpzWriter(path) as writer:
+            for split, (sequences, labels) in parts.items():
+                rows = (np.pad(sequence, ((0, max_frames - len(sequence)), (0, 0))) for sequence in sequences)
+                writer.add_rows(f"x_{split}", rows, len(sequences), (max_frames, VALUES_PER_FRAME), np.float32)
+                writer.add(f"y_{split}", np.eye(NUM_CLASSES)[np.asarray(labels, dtype=np.int64)])
+        written[os.path.basename(path)] = path
+        logger.info("Wrote %s: %d training and %d test instances.", path, len(parts["train"][1]), len(parts["test"][1]))
+
+    skipped_path = os.path.join(output_dir, f"{prefix}_skipped.txt")
+    with open(skipped_path, "w") as file:
+        file.writelines(f"{name}\t{reason}\n" for name, reason in skipped)
+    written[os.path.basename(skipped_path)] = skipped_path
+    if skipped:
+        logger.warning("Skipped %d recordings or instances; see %s.", len(skipped), skipped_path)
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="mamp-prepare-pku",
+        description="PKU-MMD skeleton + label files -> cropped action instances in .npz benchmark files.",
+    )
+    parser.add_argument("--raw-dir", required=True, help="folder with skeleton/ and label/")
+    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--phase", type=int, choices=[1, 2], default=1)
+    parser.add_argument("--cross-subject", help="cross-subject split file (e.g. cross-subject.txt)")
+    parser.add_argument("--cross-view", help="cross-view split file (e.g. cross-view.txt)")
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all CPUs)")
+    parser.add_argument("--max-frames", type=int, default=300)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    written = prepare_pku(
+        args.raw_dir,
+        args.output_dir,
+        phase=args.phase,
+        cross_subject=args.cross_subject,
+        cross_view=args.cross_view,
+        num_workers=args.workers,
+        max_frames=args.max_frames,
+    )
+    for path in written.values():
+        print(path)
+
+
+if __name__ == "__main__":
+    main()
