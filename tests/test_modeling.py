@@ -212,6 +212,7 @@ def test_sdpa_and_eager_agree(config):
         model.set_attn_implementation("sdpa")
         sdpa = model(skeletons).last_hidden_state
         model.set_attn_implementation("eager")
+        assert model.config._attn_implementation == "eager"  # the switch takes effect
         eager = model(skeletons).last_hidden_state
     torch.testing.assert_close(sdpa, eager, atol=ATOL, rtol=0)
 
