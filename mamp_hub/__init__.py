@@ -14,6 +14,7 @@ from .modeling_mamp import (
     MampModel,
     MampPreTrainedModel,
 )
+from .processing_mamp import MampSkeletonProcessor
 
 __version__ = "0.1.0"
 
@@ -29,4 +30,5 @@ __all__ = [
     "MampPreTrainedModel",
     "MampForMaskedMotionPrediction",
     "MampForSkeletonClassification",
+    "MampSkeletonProcessor",
 ]
