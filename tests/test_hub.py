@@ -33,8 +33,7 @@ import torch
 from conftest import tiny_config
 from huggingface_hub import ModelCard
 
-from mamp_hub import MampForSkeletonClassification
-from mamp_hub.processing_mamp import MampSkeletonProcessor
+from mamp_hub import MampForSkeletonClassification, MampSkeletonProcessor
 
 ROOT = Path(__file__).resolve().parents[1]
 REPO_ID = "mamp-test/mamp-tiny-finetune"
@@ -193,8 +192,7 @@ CLIENT = """
     import numpy as np
     import torch
     from huggingface_hub import HfApi, ModelCard
-    from mamp_hub import MampForSkeletonClassification
-    from mamp_hub.processing_mamp import MampSkeletonProcessor
+    from mamp_hub import MampForSkeletonClassification, MampSkeletonProcessor
 
     mode, source, repo_id = sys.argv[1:]
     if mode == "push":

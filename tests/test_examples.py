@@ -1,0 +1,134 @@
+"""The examples and the README's quick start, run as a user runs them, with tiny models and synthetic data.
+
+Each example's `main(argv)` is called with the arguments a user would type, pointing `--checkpoint` at a tiny
+randomly initialised model saved to a temporary folder (where a user would give a Hub id or a converted
+checkpoint). The README test executes the quick-start block exactly as written, except that the checkpoint string
+names such a tiny model, in a folder that holds the `my_sequence.npy` the block loads.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import re
+from pathlib import Path
+from types import ModuleType
+
+import matplotlib.image
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_config
+
+from mamp_hub import MampForMaskedMotionPrediction, MampForSkeletonClassification, MampSkeletonProcessor
+from mamp_hub.skeletons import get_id2label
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_example(name: str) -> ModuleType:
+    """Import `examples/<name>.py` as a module (the folder is not a package: examples are scripts)."""
+    spec = importlib.util.spec_from_file_location(f"examples_{name}", ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def pretrained_dir(tmp_path_factory) -> Path:
+    """A tiny randomly initialised pre-training checkpoint and its processor, as a released repository holds."""
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("pretrained")
+    MampForMaskedMotionPrediction(tiny_config()).save_pretrained(folder)
+    MampSkeletonProcessor(num_frames=16).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def classifier_dir(tmp_path_factory) -> Path:
+    """A tiny randomly initialised NTU-60 classifier and its processor."""
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("classifier")
+    config = tiny_config(num_labels=60, id2label=get_id2label("ntu60"), classifier_head="finetune")
+    MampForSkeletonClassification(config).eval().save_pretrained(folder)
+    MampSkeletonProcessor(num_frames=16).save_pretrained(folder)
+    return folder
+
+
+def test_extract_features(pretrained_dir, tmp_path):
+    features = load_example("extract_features").main(
+        ["--checkpoint", str(pretrained_dir), "--num-synthetic", "12", "--batch-size", "2", "--output-dir", str(tmp_path)]
+    )
+    sequences = np.load(tmp_path / "synthetic.npz")["x_test"]  # (N, 300, 150): frames x (persons, joints, xyz)
+    assert features.shape == (len(sequences), 32) and np.isfinite(features).all()
+    np.testing.assert_array_equal(np.load(tmp_path / "features.npy"), features)
+
+    # The same clips as a .npy batch in the (N, persons, frames, joints, xyz) layout give the same features.
+    mtvc = sequences.reshape(len(sequences), 300, 2, 25, 3).transpose(0, 2, 1, 3, 4)
+    np.save(tmp_path / "clips.npy", mtvc)
+    again = load_example("extract_features").main(
+        ["--checkpoint", str(pretrained_dir), "--input", str(tmp_path / "clips.npy"), "--output-dir", str(tmp_path / "npy")]
+    )
+    np.testing.assert_allclose(again, features, atol=1e-5)
+
+
+def test_classify_prints_top5_action_names(classifier_dir, tmp_path, capsys):
+    predictions = load_example("classify").main(
+        ["--checkpoint", str(classifier_dir), "--limit", "3", "--output-dir", str(tmp_path)]
+    )
+    names = set(get_id2label("ntu60").values())
+    assert len(predictions) == 3
+    for record in predictions:
+        assert len(record["top_k"]) == 5 and {p["action"] for p in record["top_k"]} <= names
+        probabilities = [p["probability"] for p in record["top_k"]]
+        assert probabilities == sorted(probabilities, reverse=True)
+    assert json.loads((tmp_path / "predictions.json").read_text()) == predictions
+    assert "sequence 0:" in capsys.readouterr().out
+
+
+def test_finetune_with_trainer_then_classify_with_the_result(pretrained_dir, tmp_path):
+    metrics = load_example("finetune").main(
+        ["--checkpoint", str(pretrained_dir), "--num-synthetic", "16", "--batch-size", "4", "--epochs", "1",
+         "--output-dir", str(tmp_path)]
+    )
+    assert 0.0 <= metrics["eval_accuracy"] <= 1.0
+    model_dir = tmp_path / "model"
+    model = MampForSkeletonClassification.from_pretrained(model_dir)
+    # The encoder came from the pre-trained checkpoint (and was trained on), the head is new.
+    assert model.config.classifier_head == "finetune" and model.config.hidden_size == 32
+    predictions = load_example("classify").main(
+        ["--checkpoint", str(model_dir), "--input", str(tmp_path / "synthetic.npz"), "--limit", "2",
+         "--output-dir", str(tmp_path / "classify")]
+    )
+    assert {p["action"] for p in predictions[0]["top_k"]} <= set(model.config.id2label.values())
+    assert "true_action" in predictions[0]
+
+
+def test_visualize_masking_writes_a_png(pretrained_dir, tmp_path, capsys):
+    path = load_example("visualize_masking").main(
+        ["--checkpoint", str(pretrained_dir), "--num-panels", "4", "--output-dir", str(tmp_path)]
+    )
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 600
+    # Motion-aware masking hides the moving joints: masked tokens had the higher masking probability.
+    masked, visible = map(float, re.search(r"masked tokens (\S+) vs visible (\S+)", capsys.readouterr().out).groups())
+    assert masked > visible
+
+
+def test_readme_quick_start(classifier_dir, tmp_path, monkeypatch, capsys):
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- quick-start:[^>]*-->\n```python\n(.*?)```", readme, re.DOTALL).group(1)
+    assert len(block.strip().splitlines()) <= 15, "the quick start should stay short"
+    checkpoint = re.search(r'^checkpoint = "([^"]+)"', block, re.MULTILINE).group(1)
+    block = block.replace(f'"{checkpoint}"', repr(str(classifier_dir)))
+
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    np.save("my_sequence.npy", rng.normal(scale=0.3, size=(70, 25, 3)).astype(np.float32))
+    exec(compile(block, "README.md quick start", "exec"), {"__name__": "__main__"})
+
+    output = capsys.readouterr().out
+    assert "features: (1, 32)" in output
+    top5 = ast.literal_eval(output.split("top-5:")[1].strip())  # the printed list of names
+    assert len(top5) == 5 and set(top5) <= set(get_id2label("ntu60").values())
