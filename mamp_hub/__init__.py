@@ -2,6 +2,7 @@
 
 from transformers import (
     AutoConfig,
+    AutoFeatureExtractor,
     AutoModel,
     AutoModelForPreTraining,
     AutoModelForVideoClassification,
@@ -23,6 +24,7 @@ AutoModel.register(MampConfig, MampModel, exist_ok=True)
 AutoModelForPreTraining.register(MampConfig, MampForMaskedMotionPrediction, exist_ok=True)
 # A skeleton sequence is a video of joints: the video-classification Auto class is the closest task.
 AutoModelForVideoClassification.register(MampConfig, MampForSkeletonClassification, exist_ok=True)
+AutoFeatureExtractor.register(MampConfig, MampSkeletonProcessor, exist_ok=True)
 
 __all__ = [
     "MampConfig",

@@ -5,9 +5,21 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import tiny_config
-from transformers import AutoConfig, AutoModel, AutoModelForPreTraining, AutoModelForVideoClassification
+from transformers import (
+    AutoConfig,
+    AutoFeatureExtractor,
+    AutoModel,
+    AutoModelForPreTraining,
+    AutoModelForVideoClassification,
+)
 
-from mamp_hub import MampConfig, MampForMaskedMotionPrediction, MampForSkeletonClassification, MampModel
+from mamp_hub import (
+    MampConfig,
+    MampForMaskedMotionPrediction,
+    MampForSkeletonClassification,
+    MampModel,
+    MampSkeletonProcessor,
+)
 from mamp_hub.convert import convert_state_dict
 from mamp_hub.modeling_mamp import extract_motion
 
@@ -241,7 +253,10 @@ def test_save_pretrained_round_trip_keeps_every_output(reference, tmp_path):
 def test_auto_classes_and_encoder_transfer(reference, tmp_path):
     pretrained = load_reference_model(reference, "pretrain")
     pretrained.save_pretrained(tmp_path)
+    MampSkeletonProcessor(num_frames=16).save_pretrained(tmp_path)
     assert isinstance(AutoConfig.from_pretrained(tmp_path), MampConfig)
+    processor = AutoFeatureExtractor.from_pretrained(tmp_path)
+    assert isinstance(processor, MampSkeletonProcessor) and processor.num_frames == 16
     encoder = AutoModel.from_pretrained(tmp_path)
     assert isinstance(encoder, MampModel)
     torch.testing.assert_close(encoder.layernorm.weight, pretrained.mamp.layernorm.weight)
