@@ -53,6 +53,12 @@ class MampConfig(PretrainedConfig):
         motion_padding (`str`, defaults to `"constant"`): padding of the m frames without a difference, `"constant"`
             (zeros) or `"replicate"` (copies of the nearest m computed frames), Eq. 3.
         norm_target (`bool`, defaults to `True`): normalise each target patch by its own mean and std.
+        pretraining_skip_absent_persons (`bool`, defaults to `False`): pre-training only; drop the person slots
+            that are all zeros (the absent second body of single-person samples, about 80% of NTU-60) before
+            masking, so that neither the encoder nor the decoder runs on them. On NTU-60 that is about 1.6x fewer
+            sequences per batch, but it changes the objective: the authors' code also trains on the empty slots
+            (predicting their zero motion), so losses and gradients differ from theirs. The pre-training outputs
+            then have one row per present person slot instead of `batch * max_persons`.
         max_persons (`int`, defaults to 2): body slots per sample, as in the NTU files.
         classifier_head (`str`, defaults to `"linear_probe"`): `"linear_probe"` (BatchNorm without affine + linear on
             the pooled embedding) or `"finetune"` (the authors' MLP head: dropout, mean over time, linear to
@@ -95,6 +101,7 @@ class MampConfig(PretrainedConfig):
         motion_direction: str = "forward",
         motion_padding: str = "constant",
         norm_target: bool = True,
+        pretraining_skip_absent_persons: bool = False,
         max_persons: int = 2,
         classifier_head: str = "linear_probe",
         classifier_hidden_size: int = 2048,
@@ -156,6 +163,7 @@ class MampConfig(PretrainedConfig):
         self.motion_direction = motion_direction
         self.motion_padding = motion_padding
         self.norm_target = norm_target
+        self.pretraining_skip_absent_persons = pretraining_skip_absent_persons
         self.max_persons = max_persons
         self.classifier_head = classifier_head
         self.classifier_hidden_size = classifier_hidden_size

@@ -54,6 +54,8 @@ class MampModelOutput(ModelOutput):
 @dataclass
 class MampForPreTrainingOutput(ModelOutput):
     """
+    Rows are person sequences, `n * M + m`; with `config.pretraining_skip_absent_persons` only the present ones.
+
     Args:
         loss (`torch.FloatTensor` of shape `()`):
             Mean squared error between predictions and (normalised) targets, averaged over masked tokens.
@@ -561,6 +563,16 @@ class MampForMaskedMotionPrediction(MampPreTrainedModel):
 
         skeletons = check_skeleton_values(skeleton_values, config).to(self.dtype).flatten(0, 1)
         num_segments = skeletons.shape[1] // config.temporal_patch_size
+        expected_noise_shape = (skeletons.shape[0], num_segments * config.num_joint_patches)
+        if noise is not None and noise.shape != expected_noise_shape:
+            raise ValueError(
+                f"noise must have shape (batch * persons, tokens) = {expected_noise_shape}, got {tuple(noise.shape)}."
+            )
+        if config.pretraining_skip_absent_persons:
+            present = skeletons.flatten(1).any(dim=1)
+            if present.any():  # a batch without any person keeps its slots rather than becoming empty
+                skeletons = skeletons[present]
+                noise = None if noise is None else noise[present]
         joint_patches = patchify(skeletons, config.temporal_patch_size, config.joint_patch_size)
         motion_patches = None
         if "motion" in (config.pretraining_input, config.pretraining_target):
@@ -572,8 +584,6 @@ class MampForMaskedMotionPrediction(MampPreTrainedModel):
 
         if noise is None:
             noise = torch.rand(n, length, device=tokens.device)
-        elif noise.shape != (n, length):
-            raise ValueError(f"noise must have shape (batch * persons, tokens) = {(n, length)}, got {tuple(noise.shape)}.")
         ids_shuffle = torch.argsort(self.masking_scores(joint_patches, noise.to(tokens.device)), dim=1)
         ids_restore = torch.argsort(ids_shuffle, dim=1)
         num_visible = int(length * (1 - config.mask_ratio))
