@@ -24,6 +24,7 @@ matplotlib.use("Agg")  # files only, no display needed
 
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -57,15 +58,18 @@ def load_model(checkpoint: str | None) -> tuple[MampForMaskedMotionPrediction, M
 
 
 def masking_probability(model: MampForMaskedMotionPrediction, skeletons: torch.Tensor) -> torch.Tensor:
-    """Probability pi (Eq. 5) that motion-aware masking gives each token, `(N, L)` for `(N, T, V, C)` skeletons.
+    """Probability pi (Eq. 5) that the masking gives each token, `(N, L)` for `(N, T, V, C)` skeletons.
 
     `masking_scores` returns `log pi - log(-log u)`; with every u = exp(-1) the Gumbel term is zero, which leaves
-    `log pi` as the model computes it.
+    `log pi` as the model computes it. Random masking (e.g. a SkeletonMAE-style model) is uniform.
     """
     config = model.config
     joint_patches = patchify(skeletons, config.temporal_patch_size, config.joint_patch_size)
     num_sequences, num_segments, num_joint_patches = joint_patches.shape[:3]
-    neutral_noise = torch.full((num_sequences, num_segments * num_joint_patches), math.exp(-1))
+    num_tokens = num_segments * num_joint_patches
+    if config.masking_strategy == "random":
+        return torch.full((num_sequences, num_tokens), 1 / num_tokens)
+    neutral_noise = torch.full((num_sequences, num_tokens), math.exp(-1))
     return model.masking_scores(joint_patches, neutral_noise).exp()
 
 
@@ -75,6 +79,8 @@ def draw(
     probability: np.ndarray,
     temporal_patch_size: int,
     num_panels: int,
+    title: str,
+    probability_title: str,
     path: Path,
 ) -> None:
     """Save the figure.
@@ -85,15 +91,19 @@ def draw(
         probability: (M, T_e, V) masking probability.
     """
     num_segments, num_joints = mask.shape[1:]
-    segments = np.linspace(0, num_segments - 1, num_panels).round().astype(int)
-    figure = plt.figure(figsize=(2.2 * num_panels, 8.5), layout="constrained")
-    # Two sub-figures, so that the heat-maps' axis labels do not shift the columns of skeletons.
-    top, bottom = figure.subfigures(2, 1, height_ratios=[1.1, 1])
+    segments = np.unique(np.linspace(0, num_segments - 1, num_panels).round().astype(int))
+    num_panels = len(segments)
 
-    # NTU camera space: x to the right, y up; draw the front view, the same limits in every panel.
+    # NTU camera space: x to the right, y up; draw the front view, the same limits in every panel, and size
+    # the row of skeletons to their aspect ratio (one person is tall, two side by side are wide).
     x, y = skeletons[..., 0], skeletons[..., 1]
     margin = 0.1
     limits = ((x.min() - margin, x.max() + margin), (y.min() - margin, y.max() + margin))
+    panel_width = 2.2
+    panel_height = float(np.clip(panel_width * np.ptp(limits[1]) / np.ptp(limits[0]), 1.5, 4.5)) + 0.6
+    figure = plt.figure(figsize=(max(panel_width * num_panels, 10), panel_height + 4.2), layout="constrained")
+    # Two sub-figures, so that the heat-maps' axis labels do not shift the columns of skeletons.
+    top, bottom = figure.subfigures(2, 1, height_ratios=[panel_height, 4.2])
     for column, segment in enumerate(segments):
         first_frame = segment * temporal_patch_size
         joints_now = skeletons[:, first_frame + temporal_patch_size // 2]  # (M, V, 3), the segment's middle frame
@@ -116,24 +126,24 @@ def draw(
     figure.legend(handles=legend, loc="outside upper right", fontsize=8, ncols=2)
 
     maps = [
-        (probability[0], "viridis", None, "masking probability $\\pi$ (Eq. 5), from motion intensity"),
+        (probability[0], "viridis", None, probability_title),
         (mask[0], ListedColormap([VISIBLE_COLOR, MASKED_COLOR]), (0, 1),
          f"mask drawn (Eq. 6): red = masked, {mask[0].mean():.0%} of tokens"),
     ]
-    for position, (values, colormap, value_range, title) in enumerate(maps, start=1):
+    for position, (values, colormap, value_range, map_title) in enumerate(maps, start=1):
         axes = bottom.add_subplot(1, 2, position)
         vmin, vmax = value_range or (None, None)
         image = axes.imshow(values, aspect="auto", cmap=colormap, vmin=vmin, vmax=vmax, interpolation="nearest")
-        axes.set_title(f"person 1: {title}", fontsize=9)
+        axes.set_title(f"person 1: {map_title}", fontsize=9)
         axes.set_xlabel("joint")
         axes.set_ylabel("time segment")
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_xticks(range(num_joints), NTU_JOINT_NAMES[:num_joints], rotation=90, fontsize=6)
         for segment in segments:  # mark the segments drawn above
             axes.axhline(segment, color="white", linewidth=0.6, linestyle=":")
         if value_range is None:
             bottom.colorbar(image, ax=axes, fraction=0.04, pad=0.01)
-    figure.suptitle("MAMP motion-aware masking: joints that move more are masked more often", fontsize=11,
-                    x=0.02, ha="left")
+    figure.suptitle(title, fontsize=11, x=0.02, ha="left")
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
@@ -154,16 +164,24 @@ def main(argv: list[str] | None = None) -> Path:
     skeleton_values = processor([sequence], return_tensors="pt")["skeleton_values"]  # (1, M, T, V, C)
     persons = skeleton_values[0].flatten(1).any(dim=1)  # slots holding a person (absent ones are all zeros)
 
+    num_persons, num_frames = skeleton_values.shape[1:3]
+    grid_shape = (num_persons, num_frames // config.temporal_patch_size, config.num_joint_patches)
     generator = torch.Generator().manual_seed(args.seed)
-    noise = torch.rand(config.max_persons, config.num_temporal_patches * config.num_joint_patches, generator=generator)
+    noise = torch.rand(num_persons, grid_shape[1] * grid_shape[2], generator=generator)  # one row per person
     with torch.no_grad():
         mask = model(skeleton_values, noise=noise).mask  # (M, L), time-major tokens t * V + v
         probability = masking_probability(model, skeleton_values[0])
-    grid_shape = (config.max_persons, config.num_temporal_patches, config.num_joint_patches)
     mask, probability = mask.view(grid_shape)[persons].numpy(), probability.view(grid_shape)[persons].numpy()
 
     path = args.output_dir / "masking.png"
-    draw(skeleton_values[0, persons].numpy(), mask, probability, config.temporal_patch_size, args.num_panels, path)
+    if config.masking_strategy == "motion_aware":
+        title = "MAMP motion-aware masking: joints that move more are masked more often"
+        probability_title = "masking probability $\\pi$ (Eq. 5), from motion intensity"
+    else:
+        title = "Random masking: every token equally likely to be masked"
+        probability_title = "masking probability (uniform)"
+    skeletons = skeleton_values[0, persons].numpy()
+    draw(skeletons, mask, probability, config.temporal_patch_size, args.num_panels, title, probability_title, path)
     masked = mask.astype(bool)
     print(
         f"saved {path}: {masked.mean():.0%} of the tokens masked; mean masking probability of masked tokens "
