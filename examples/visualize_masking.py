@@ -162,16 +162,17 @@ def main(argv: list[str] | None = None) -> Path:
         synthetic = generate_synthetic_actions(len(SYNTHETIC_ACTION_NAMES), seed=args.seed)  # one clip per class
         sequence = synthetic.sequences[synthetic.labels == args.action][0]  # (300, 150), NTU .npz row layout
     skeleton_values = processor([sequence], return_tensors="pt")["skeleton_values"]  # (1, M, T, V, C)
-    persons = skeleton_values[0].flatten(1).any(dim=1)  # slots holding a person (absent ones are all zeros)
-
+    # Only the slots holding a person (an absent one is all zeros): one mask row per person drawn.
+    skeleton_values = skeleton_values[:, skeleton_values[0].flatten(1).any(dim=1)]
     num_persons, num_frames = skeleton_values.shape[1:3]
     grid_shape = (num_persons, num_frames // config.temporal_patch_size, config.num_joint_patches)
+
     generator = torch.Generator().manual_seed(args.seed)
     noise = torch.rand(num_persons, grid_shape[1] * grid_shape[2], generator=generator)  # one row per person
     with torch.no_grad():
         mask = model(skeleton_values, noise=noise).mask  # (M, L), time-major tokens t * V + v
         probability = masking_probability(model, skeleton_values[0])
-    mask, probability = mask.view(grid_shape)[persons].numpy(), probability.view(grid_shape)[persons].numpy()
+    mask, probability = mask.view(grid_shape).numpy(), probability.view(grid_shape).numpy()
 
     path = args.output_dir / "masking.png"
     if config.masking_strategy == "motion_aware":
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> Path:
     else:
         title = "Random masking: every token equally likely to be masked"
         probability_title = "masking probability (uniform)"
-    skeletons = skeleton_values[0, persons].numpy()
+    skeletons = skeleton_values[0].numpy()
     draw(skeletons, mask, probability, config.temporal_patch_size, args.num_panels, title, probability_title, path)
     masked = mask.astype(bool)
     print(
