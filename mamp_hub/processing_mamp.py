@@ -8,7 +8,6 @@ all of them to the model's frame count.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Union
 
 import numpy as np
 import torch
@@ -22,7 +21,7 @@ from transformers import BatchFeature, FeatureExtractionMixin
 #   TVC:      (T, V, C), one person
 LAYOUT_NDIMS: dict[str, int] = {"ntu_flat": 2, "CTVM": 4, "MTVC": 4, "TVC": 3}
 
-SkeletonInput = Union[np.ndarray, torch.Tensor, Sequence[Union[np.ndarray, torch.Tensor]]]
+SkeletonInput = np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor]
 
 
 def _as_float_tensor(array: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -119,8 +118,12 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        for name, value in [("num_frames", num_frames), ("num_joints", num_joints),
-                            ("num_channels", num_channels), ("max_persons", max_persons)]:
+        for name, value in [
+            ("num_frames", num_frames),
+            ("num_joints", num_joints),
+            ("num_channels", num_channels),
+            ("max_persons", max_persons),
+        ]:
             if int(value) != value or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
         if not 0.0 < eval_crop_ratio <= 1.0:
@@ -128,7 +131,8 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
         low, high = train_crop_ratio_range
         if not 0.0 < low <= high <= 1.0:
             raise ValueError(
-                f"`train_crop_ratio_range` must be (low, high) with 0 < low <= high <= 1, got {train_crop_ratio_range!r}."
+                "`train_crop_ratio_range` must be (low, high) with 0 < low <= high <= 1, "
+                f"got {train_crop_ratio_range!r}."
             )
         if do_random_rotation and num_channels != 3:
             raise ValueError(

@@ -392,7 +392,9 @@ def prepare_ntu(
         paths = [files[name] for name in names]
         with parallel_map(num_workers) as map_in_order:
             results = map_in_order(_process_for_pool, paths)
-            for name, (joints, error) in tqdm(zip(names, results), total=len(names), desc="skeleton files", disable=not progress):
+            for name, (joints, error) in tqdm(
+                zip(names, results, strict=True), total=len(names), desc="skeleton files", disable=not progress
+            ):
                 if error is not None:
                     logger.warning("Skipping %s: %s", name, error)
                     skipped.append((name, error))
@@ -410,7 +412,9 @@ def prepare_ntu(
         # Stage 2: each benchmark file, streamed in the protocol's sample order.
         num_frames = max([max_frames] + [frames for _, frames, _ in spans])
         if num_frames > max_frames:
-            logger.warning("The longest sequence has %d frames; the files hold %d frames per sample.", num_frames, num_frames)
+            logger.warning(
+                "The longest sequence has %d frames; the files hold %d frames per sample.", num_frames, num_frames
+            )
         stored = np.memmap(cache, dtype=np.uint8, mode="r", shape=(offset,)) if offset else np.zeros(0, np.uint8)
         labels = np.array([int(FILE_NAME_PATTERN.fullmatch(name).group(5)) - 1 for name in kept_names])
         written = {}
@@ -431,7 +435,12 @@ def prepare_ntu(
             train, test = split_indices(kept_names, benchmark)
             with NpzWriter(path) as writer:
                 for split, indices in (("train", train), ("test", test)):
-                    rows = tqdm(padded_rows(indices), total=len(indices), desc=f"{benchmark.file_name} {split}", disable=not progress)
+                    rows = tqdm(
+                        padded_rows(indices),
+                        total=len(indices),
+                        desc=f"{benchmark.file_name} {split}",
+                        disable=not progress,
+                    )
                     writer.add_rows(f"x_{split}", rows, len(indices), (num_frames, 150), np.float32)
                     writer.add(f"y_{split}", np.eye(variant.num_classes)[labels[indices]])
             written[benchmark.file_name] = path

@@ -75,7 +75,9 @@ def extract_instances(skeleton_path: str, label_path: str, max_frames: int = 300
         result.skipped.append((recording, f"skeleton lines have {frames.shape[1]} values, expected {VALUES_PER_FRAME}"))
         return result
     if annotations.size and annotations.shape[1] < 3:
-        result.skipped.append((recording, f"label lines have {annotations.shape[1]} values, expected label,start,end,..."))
+        result.skipped.append(
+            (recording, f"label lines have {annotations.shape[1]} values, expected label,start,end,...")
+        )
         return result
 
     for index, (label, start, end) in enumerate(annotations[:, :3].astype(np.int64)):
@@ -129,7 +131,9 @@ def prepare_pku(
         raise ValueError(f"Unknown PKU-MMD phase {phase!r}; pass 1 or 2.")
     splits = {name: read_split_file(path) for name, path in (("XSub", cross_subject), ("XView", cross_view)) if path}
     if not splits:
-        raise ValueError("Pass the cross-subject and/or cross-view split file (e.g. cross_subject=.../cross-subject.txt).")
+        raise ValueError(
+            "Pass the cross-subject and/or cross-view split file (e.g. cross_subject=.../cross-subject.txt)."
+        )
     skeleton_dir, label_dir = os.path.join(raw_dir, "skeleton"), os.path.join(raw_dir, "label")
     for folder in (skeleton_dir, label_dir):
         if not os.path.isdir(folder):
@@ -137,7 +141,9 @@ def prepare_pku(
     recordings = sorted(name.removesuffix(".txt") for name in os.listdir(skeleton_dir) if name.endswith(".txt"))
     os.makedirs(output_dir, exist_ok=True)
 
-    jobs = [(os.path.join(skeleton_dir, f"{r}.txt"), os.path.join(label_dir, f"{r}.txt"), max_frames) for r in recordings]
+    jobs = [
+        (os.path.join(skeleton_dir, f"{r}.txt"), os.path.join(label_dir, f"{r}.txt"), max_frames) for r in recordings
+    ]
     per_recording: list[RecordingInstances] = []
     with parallel_map(num_workers) as map_in_order:
         results = map_in_order(_extract_for_pool, jobs)
@@ -152,7 +158,7 @@ def prepare_pku(
     written = {}
     for benchmark, training_names in splits.items():
         parts: dict[str, tuple[list[np.ndarray], list[int]]] = {"train": ([], []), "test": ([], [])}
-        for recording, result in zip(recordings, per_recording):
+        for recording, result in zip(recordings, per_recording, strict=True):
             sequences, labels = parts["train" if recording in training_names else "test"]
             sequences.extend(result.sequences)
             labels.extend(result.labels)
