@@ -102,7 +102,7 @@ class NpzWriter:
         if array.dtype.hasobject:
             raise ValueError(f"Array {name!r} holds Python objects; store numbers or fixed-width strings.")
         with self._archive.open(name + ".npy", "w", force_zip64=True) as member:
-            np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+            np.lib.format.write_array(member, np.asarray(array, order="C"), allow_pickle=False)
 
     def add_rows(
         self, name: str, rows: Iterable[np.ndarray], num_rows: int, row_shape: Sequence[int], dtype: np.dtype
