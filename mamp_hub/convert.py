@@ -1,4 +1,5 @@
-"""Convert the authors' MAMP checkpoints (`.pth`) into `save_pretrained` folders (config.json + model.safetensors).
+"""Convert the authors' MAMP checkpoints (`.pth`) into `save_pretrained` folders (config.json, model.safetensors
+and the matching preprocessor_config.json).
 
 Handles the three files their scripts write: pre-training (`model_mamp` / `model_mae` transformers), linear probe
 (`head.fc.0` BatchNorm + `head.fc.1` linear) and fine-tune (`head.fc1`, `head.bn`, `head.fc2`). The checkpoint is
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 
 from .configuration_mamp import MampConfig
 from .modeling_mamp import MampForMaskedMotionPrediction, MampForSkeletonClassification, MampPreTrainedModel, patchify
+from .processing_mamp import MampSkeletonProcessor
 
 # Official name -> our name, for the parts shared by all checkpoints (`{i}` is a layer index).
 _LAYER_RULES = [
@@ -222,8 +224,14 @@ def convert_checkpoint(
         )
     if output_dir is not None:
         model.save_pretrained(output_dir)
+        MampSkeletonProcessor(
+            num_frames=config.num_frames,
+            num_joints=config.num_joints,
+            num_channels=config.num_channels,
+            max_persons=config.max_persons,
+        ).save_pretrained(output_dir)
         if verbose:
-            print(f"saved to {output_dir} (config.json + model.safetensors)")
+            print(f"saved to {output_dir} (config.json, model.safetensors, preprocessor_config.json)")
     return model
 
 
@@ -233,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("checkpoint", help="official checkpoint (.pth) from the authors' pre-training, "
                         "linear-probe or fine-tune scripts")
-    parser.add_argument("output_dir", help="folder to write config.json and model.safetensors into")
+    parser.add_argument("output_dir", help="folder to write the model and its processor into")
     parser.add_argument("--num-heads", type=int, help="attention heads, if the checkpoint's args lack them (paper: 8)")
     parser.add_argument("--num-frames", type=int, help="override the frame count (default: from the weights)")
     parser.add_argument("--motion-aware-tau", type=float, help="override tau (default: from args; 0.75 for NTU-120)")

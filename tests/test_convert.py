@@ -11,7 +11,7 @@ import torch
 from conftest import OFFICIAL_CHECKPOINT
 from test_modeling import ATOL
 
-from mamp_hub import MampForMaskedMotionPrediction, MampForSkeletonClassification
+from mamp_hub import MampForMaskedMotionPrediction, MampForSkeletonClassification, MampSkeletonProcessor
 from mamp_hub.convert import CheckpointError, convert_checkpoint, infer_config, load_official_checkpoint, main
 
 
@@ -27,6 +27,7 @@ def test_mamp_convert_reproduces_the_reference_outputs(reference, tmp_path, caps
     assert (config["hidden_size"], config["num_attention_heads"], config["decoder_num_hidden_layers"]) == (32, 4, 1)
     assert (config["mask_ratio"], config["motion_aware_tau"], config["norm_target"]) == (0.9, 0.8, True)
 
+    assert MampSkeletonProcessor.from_pretrained(tmp_path).num_frames == 16
     model = MampForMaskedMotionPrediction.from_pretrained(tmp_path).eval()
     with torch.no_grad():
         output = model(reference.skeleton_values, noise=reference["pretrain.motion_aware.noise"])

@@ -136,11 +136,6 @@ def test_readme_quick_start(classifier_dir, tmp_path, monkeypatch, capsys):
     assert len(top5) == 5 and set(top5) <= set(get_id2label("ntu60").values())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mamp-convert saves no preprocessor_config.json yet, so MampSkeletonProcessor.from_pretrained(converted "
-    "folder) fails; remove this marker once mamp_hub/convert.py saves the processor with the model",
-)
 def test_newcomer_converts_an_official_checkpoint_then_runs_the_quick_start(reference, tmp_path, monkeypatch, capsys):
     """The README path from an authors' fine-tuned `.pth` to a prediction, with no substitution in the quick start.
 
