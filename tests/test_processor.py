@@ -1,0 +1,198 @@
+"""MampSkeletonProcessor: parity with the authors' test-time transform, layouts, ragged batches, training crop,
+rotation, save/load."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import REFERENCE
+from safetensors.numpy import load_file
+from transformers import AutoFeatureExtractor
+
+from mamp_hub import MampSkeletonProcessor
+from mamp_hub.processing_mamp import _rotation_matrices
+
+
+def random_sequences(batch: int, valid: list[int], frames: int = 300, persons: int = 2, seed: int = 0) -> np.ndarray:
+    """(B, M, T, 25, 3) sequences with `valid[b]` non-zero frames each, zeros after."""
+    rng = np.random.default_rng(seed)
+    sequences = np.zeros((batch, persons, frames, 25, 3), dtype=np.float32)
+    for b, length in enumerate(valid):
+        sequences[b, :, :length] = rng.normal(size=(persons, length, 25, 3)) * 2
+    return sequences
+
+
+def as_layout(mtvc: np.ndarray, layout: str) -> np.ndarray:
+    """(B, M, T, V, C) -> the same batch in another layout."""
+    if layout == "MTVC":
+        return mtvc
+    if layout == "CTVM":
+        return np.ascontiguousarray(mtvc.transpose(0, 4, 2, 3, 1))
+    if layout == "ntu_flat":
+        return np.ascontiguousarray(mtvc.transpose(0, 2, 1, 3, 4)).reshape(*mtvc.shape[:1], mtvc.shape[2], -1)
+    raise ValueError(layout)
+
+
+def test_matches_the_official_test_time_transform():
+    reference = load_file(str(REFERENCE))
+    sequence = reference["transform.input"]  # (C=3, T=300, V=25, M=2), 137 valid frames
+    expected = reference["transform.output_p095_T120"]  # (C, 120, V, M)
+    values = MampSkeletonProcessor(num_frames=120)(sequence)["skeleton_values"]  # layout detected: CTVM
+    assert values.shape == (1, 2, 120, 25, 3) and values.dtype == torch.float32
+    np.testing.assert_allclose(values[0].permute(3, 1, 2, 0).numpy(), expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("num_frames", [120, 16, 64])
+def test_resize_is_bilinear_interpolation_of_the_crop(num_frames):
+    """Any crop window, resized as `F.interpolate(mode="bilinear", align_corners=False)` does, bit for bit."""
+    processor = MampSkeletonProcessor(num_frames=num_frames)
+    sequences = random_sequences(6, [300, 1, 2, 64, 137, 299])
+    flat = torch.from_numpy(as_layout(sequences, "ntu_flat"))
+    start = torch.tensor([0, 0, 0, 5, 30, 1])
+    length = torch.tensor([300, 1, 2, 50, 100, 298])
+    resized = processor._resize(flat, start, length)
+    for b in range(len(start)):
+        window = flat[b, start[b] : start[b] + length[b]].T[None, None]  # (1, 1, F, length)
+        expected = F.interpolate(window, size=(window.shape[2], num_frames), mode="bilinear", align_corners=False)
+        torch.testing.assert_close(resized[b], expected[0, 0].T, rtol=0, atol=0)
+
+
+def test_layouts_numpy_torch_and_batching_agree():
+    processor = MampSkeletonProcessor(num_frames=32)
+    sequences = random_sequences(3, [300, 80, 150])
+    expected = processor(sequences, layout="MTVC")["skeleton_values"]
+    for layout in ("MTVC", "CTVM", "ntu_flat"):
+        batch = as_layout(sequences, layout)
+        torch.testing.assert_close(processor(batch)["skeleton_values"], expected, rtol=0, atol=0)  # detected
+        torch.testing.assert_close(processor(torch.from_numpy(batch), layout=layout)["skeleton_values"], expected)
+        one_by_one = torch.cat([processor(sample, layout=layout)["skeleton_values"] for sample in batch])
+        torch.testing.assert_close(one_by_one, expected, rtol=0, atol=0)
+    assert isinstance(processor(sequences, layout="MTVC", return_tensors="np")["skeleton_values"], np.ndarray)
+
+
+def test_one_person_layout_pads_the_missing_persons_with_zeros():
+    processor = MampSkeletonProcessor(num_frames=20)
+    single = random_sequences(2, [90, 40], persons=1)  # (B, 1, T, V, C)
+    values = processor(single[:, 0], layout="TVC")["skeleton_values"]
+    assert values.shape == (2, 2, 20, 25, 3)
+    torch.testing.assert_close(values, processor(single, layout="MTVC")["skeleton_values"], rtol=0, atol=0)
+    assert values[:, 1].abs().sum() == 0
+
+
+def test_variable_lengths_and_padding_give_identical_results():
+    processor = MampSkeletonProcessor(num_frames=40)
+    padded = random_sequences(3, [300, 64, 131])
+    ragged = [padded[0], padded[1, :, :64], padded[2, :, :200]]  # cut anywhere inside the zero tail
+    longer = np.concatenate([padded, np.zeros_like(padded)], axis=2)  # 600 frames, more zero padding
+    expected = processor(padded, layout="MTVC")["skeleton_values"]
+    torch.testing.assert_close(processor(ragged, layout="MTVC")["skeleton_values"], expected, rtol=0, atol=0)
+    torch.testing.assert_close(processor(ragged)["skeleton_values"], expected, rtol=0, atol=0)  # a list: per sequence
+    torch.testing.assert_close(processor(longer, layout="MTVC")["skeleton_values"], expected, rtol=0, atol=0)
+
+
+def test_training_crop_windows_follow_the_official_rule():
+    processor = MampSkeletonProcessor()
+    valid = torch.tensor([300, 200, 100, 64, 40, 1] * 200)
+    start, length = processor._crop_windows(valid, training=True, generator=torch.Generator().manual_seed(0))
+    ratio = length.double() / valid.double()
+    long_enough = valid * 0.5 >= 64
+    assert ((ratio[long_enough] >= 0.5 - 1 / 64) & (ratio[long_enough] <= 1)).all()  # p in [0.5, 1], floored
+    assert (length >= torch.clamp(valid, max=64)).all() and (length <= valid).all()  # at least 64 frames
+    assert (start >= 0).all() and (start + length <= valid).all()
+    assert length[valid == 300].unique().numel() > 50 and start[valid == 300].unique().numel() > 50  # random
+    # Evaluation: frames [bias, valid - bias) with bias = int(0.05 * valid / 2).
+    start, length = processor._crop_windows(torch.tensor([137, 300, 20]), training=False, generator=None)
+    assert start.tolist() == [3, 7, 0] and length.tolist() == [131, 286, 20]
+
+
+def test_training_output_is_the_resized_random_crop_and_is_seeded():
+    processor = MampSkeletonProcessor(num_frames=24, do_random_rotation=False)
+    sequences = random_sequences(4, [300, 180, 70, 65])
+    first = processor(sequences, training=True, layout="MTVC", seed=3)["skeleton_values"]
+    again = processor(sequences, training=True, layout="MTVC", generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(first, again["skeleton_values"], rtol=0, atol=0)
+    assert not torch.equal(first, processor(sequences, training=True, layout="MTVC", seed=4)["skeleton_values"])
+
+    valid = torch.tensor([300, 180, 70, 65])
+    start, length = processor._crop_windows(valid, training=True, generator=torch.Generator().manual_seed(3))
+    flat = torch.from_numpy(as_layout(sequences, "ntu_flat"))
+    for b in range(4):
+        window = flat[b, start[b] : start[b] + length[b]].T[None, None]
+        expected = F.interpolate(window, size=(window.shape[2], 24), mode="bilinear", align_corners=False)
+        expected = expected[0, 0].T.reshape(24, 2, 25, 3).permute(1, 0, 2, 3)
+        torch.testing.assert_close(first[b], expected, rtol=0, atol=0)
+
+
+def test_random_rotation():
+    # R = Rz @ Ry @ Rx with the sign convention of the official augmentation.
+    a = 0.3
+    cos, sin = np.cos(a), np.sin(a)
+    about = {
+        0: [[1, 0, 0], [0, cos, sin], [0, -sin, cos]],
+        1: [[cos, 0, -sin], [0, 1, 0], [sin, 0, cos]],
+        2: [[cos, sin, 0], [-sin, cos, 0], [0, 0, 1]],
+    }
+    for axis, matrix in about.items():
+        angles = torch.zeros(1, 3, dtype=torch.float64)
+        angles[0, axis] = a
+        torch.testing.assert_close(_rotation_matrices(angles)[0], torch.tensor(matrix, dtype=torch.float64))
+    angles = torch.tensor([[0.1, -0.2, 0.25]], dtype=torch.float64)
+    expected = _rotation_matrices(angles * torch.tensor([[0, 0, 1.0]])) @ _rotation_matrices(
+        angles * torch.tensor([[0, 1.0, 0]])
+    ) @ _rotation_matrices(angles * torch.tensor([[1.0, 0, 0]]))
+    torch.testing.assert_close(_rotation_matrices(angles), expected)
+
+    # In training the whole clip turns rigidly: distances are kept, absent persons stay zero.
+    processor = MampSkeletonProcessor(num_frames=16)
+    sequences = random_sequences(8, [100] * 8, persons=1)
+    plain = MampSkeletonProcessor(num_frames=16, do_random_rotation=False)
+    rotated = processor(sequences, training=True, layout="MTVC", seed=0)["skeleton_values"]
+    unrotated = plain(sequences, training=True, layout="MTVC", seed=0)["skeleton_values"]
+    torch.testing.assert_close(rotated.norm(dim=-1), unrotated.norm(dim=-1), rtol=1e-5, atol=1e-5)
+    assert rotated[:, 1].abs().sum() == 0 and (rotated - unrotated).abs().max() > 0.01
+
+
+def test_all_zero_sequences_give_zeros():
+    values = MampSkeletonProcessor(num_frames=16)(np.zeros((2, 300, 150), np.float32), training=True)
+    assert values["skeleton_values"].abs().sum() == 0
+
+
+def test_save_and_load(tmp_path):
+    processor = MampSkeletonProcessor(num_frames=64, eval_crop_ratio=0.9, train_crop_ratio_range=(0.6, 1.0))
+    processor.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    assert saved["num_frames"] == 64 and saved["feature_extractor_type"] == "MampSkeletonProcessor"
+    for loaded in (MampSkeletonProcessor.from_pretrained(tmp_path), AutoFeatureExtractor.from_pretrained(tmp_path)):
+        assert isinstance(loaded, MampSkeletonProcessor)
+        assert loaded.to_dict() == processor.to_dict()
+    sequences = random_sequences(2, [120, 77])
+    torch.testing.assert_close(
+        loaded(sequences, layout="MTVC")["skeleton_values"], processor(sequences, layout="MTVC")["skeleton_values"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("make_input", "kwargs", "message"),
+    [
+        (lambda: np.zeros((2, 300, 25, 3), np.float32), {}, "ambiguous"),  # 2 persons, or a batch of 2?
+        (lambda: np.zeros((300, 24, 3), np.float32), {}, "fits no supported layout"),
+        (lambda: np.zeros((300, 225), np.float32), {}, "fits no supported layout"),  # 3 persons > max_persons
+        (lambda: np.zeros((300, 150), np.float32), {"layout": "NTU"}, "Unknown layout"),
+        (lambda: np.zeros((300, 150), np.float32), {"return_tensors": "tf"}, "return_tensors"),
+        (lambda: [], {}, "empty list"),
+    ],
+)
+def test_bad_inputs_say_what_to_pass(make_input, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        MampSkeletonProcessor()(make_input(), **kwargs)
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="eval_crop_ratio"):
+        MampSkeletonProcessor(eval_crop_ratio=0)
+    with pytest.raises(ValueError, match="do_random_rotation=False"):
+        MampSkeletonProcessor(num_channels=2)
