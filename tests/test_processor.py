@@ -141,9 +141,11 @@ def test_random_rotation():
         angles[0, axis] = a
         torch.testing.assert_close(_rotation_matrices(angles)[0], torch.tensor(matrix, dtype=torch.float64))
     angles = torch.tensor([[0.1, -0.2, 0.25]], dtype=torch.float64)
-    expected = _rotation_matrices(angles * torch.tensor([[0, 0, 1.0]])) @ _rotation_matrices(
-        angles * torch.tensor([[0, 1.0, 0]])
-    ) @ _rotation_matrices(angles * torch.tensor([[1.0, 0, 0]]))
+    expected = (
+        _rotation_matrices(angles * torch.tensor([[0, 0, 1.0]]))
+        @ _rotation_matrices(angles * torch.tensor([[0, 1.0, 0]]))
+        @ _rotation_matrices(angles * torch.tensor([[1.0, 0, 0]]))
+    )
     torch.testing.assert_close(_rotation_matrices(angles), expected)
 
     # In training the whole clip turns rigidly: distances are kept, absent persons stay zero.
