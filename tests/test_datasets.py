@@ -1,0 +1,166 @@
+"""Data sets, the .npz reader and writer, the collator and the semi-supervised subsets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from mamp_hub import MampSkeletonProcessor
+from mamp_hub.data import (
+    ArraySkeletonDataset,
+    NpzSkeletonDataset,
+    NpzWriter,
+    NTUSkeletonDataset,
+    PKUMMDSkeletonDataset,
+    SkeletonDataCollator,
+    load_npz,
+    semi_supervised_indices,
+    semi_supervised_subset,
+)
+from mamp_hub.skeletons import ACTION_NAMES, NTU_BONES, NTU_MIRROR_PAIRS, NTU_PARENTS, get_id2label
+
+
+def ntu_like_arrays(num_samples: int, num_classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 300, 150) sequences of 40..300 frames, one-hot (N, num_classes) labels."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((num_samples, 300, 150), dtype=np.float32)
+    for i, length in enumerate(rng.integers(40, 301, num_samples)):
+        x[i, :length, : 75 if i % 2 else 150] = rng.normal(size=(length, 75 if i % 2 else 150))
+    return x, np.eye(num_classes)[rng.integers(0, num_classes, num_samples)]
+
+
+@pytest.fixture
+def ntu60_file(tmp_path):
+    x, y = ntu_like_arrays(12, 60)
+    path = tmp_path / "NTU60_XSub.npz"
+    np.savez(path, x_train=x[:8], y_train=y[:8], x_test=x[8:], y_test=y[8:])
+    return path, x, y
+
+
+def test_load_npz_maps_stored_arrays_and_reads_compressed_ones(ntu60_file, tmp_path):
+    path, x, y = ntu60_file
+    arrays = load_npz(path)
+    assert isinstance(arrays["x_train"], np.memmap) and not arrays["x_train"].flags.writeable
+    np.testing.assert_array_equal(arrays["x_train"], x[:8])
+    np.testing.assert_array_equal(arrays["y_test"], y[8:])
+    compressed = tmp_path / "compressed.npz"
+    np.savez_compressed(compressed, x_train=x)
+    assert not isinstance(load_npz(compressed)["x_train"], np.memmap)
+    np.testing.assert_array_equal(load_npz(compressed)["x_train"], x)
+    with pytest.raises(ValueError, match="no array named"):
+        load_npz(path, keys=["x_val"])
+
+
+def test_npz_writer_streams_rows_and_np_load_reads_the_file(tmp_path):
+    rows = np.random.default_rng(0).normal(size=(5, 7, 3)).astype(np.float32)
+    with NpzWriter(tmp_path / "out.npz") as writer:
+        writer.add("names", np.array(["a", "bc"]))
+        writer.add("scalar", np.array("SYNTHETIC"))
+        writer.add_rows("rows", iter(rows), num_rows=5, row_shape=(7, 3), dtype=np.float32)
+    with np.load(tmp_path / "out.npz", allow_pickle=False) as loaded:
+        np.testing.assert_array_equal(loaded["rows"], rows)
+        assert loaded["names"].tolist() == ["a", "bc"] and loaded["scalar"].shape == ()
+    np.testing.assert_array_equal(load_npz(tmp_path / "out.npz")["rows"], rows)
+    with pytest.raises(ValueError, match="declared with 6 rows"), NpzWriter(tmp_path / "bad.npz") as writer:
+        writer.add_rows("rows", iter(rows), num_rows=6, row_shape=(7, 3), dtype=np.float32)
+    assert not (tmp_path / "bad.npz").exists() and not (tmp_path / "bad.npz.partial").exists()
+
+
+def test_ntu_dataset_items_and_names(ntu60_file):
+    path, x, y = ntu60_file
+    train = NTUSkeletonDataset(path, split="train")
+    test = NTUSkeletonDataset(path, split="test", mmap=False)
+    assert (len(train), len(test), train.num_classes, train.layout) == (8, 4, 60, "ntu_flat")
+    item = train[3]
+    np.testing.assert_array_equal(item["skeleton_values"], x[3])
+    assert item["labels"] == int(np.argmax(y[3])) and isinstance(item["labels"], int)
+    assert train.id2label[0] == "drink water" and test.id2label[59] == "walking apart from each other"
+    with pytest.raises(ValueError, match="split"):
+        NTUSkeletonDataset(path, split="val")
+
+
+def test_dataset_class_tables(tmp_path):
+    for num_classes, dataset_class, name in (
+        (120, NTUSkeletonDataset, "ntu120"),
+        (51, PKUMMDSkeletonDataset, "pku_mmd"),
+    ):
+        x, y = ntu_like_arrays(4, num_classes)
+        np.savez(tmp_path / "d.npz", x_train=x, y_train=y, x_test=x, y_test=y)
+        assert dataset_class(tmp_path / "d.npz").id2label == get_id2label(name)
+    x, y = ntu_like_arrays(4, 7)
+    np.savez(tmp_path / "seven.npz", x_train=x, y_train=y, x_test=x, y_test=y)
+    with pytest.raises(ValueError, match="NpzSkeletonDataset"):
+        NTUSkeletonDataset(tmp_path / "seven.npz")
+    assert NpzSkeletonDataset(tmp_path / "seven.npz").num_classes == 7
+    np.savez(tmp_path / "named.npz", x_train=x, y_train=y, x_test=x, y_test=y, class_names=np.array(list("abcdefg")))
+    assert NpzSkeletonDataset(tmp_path / "named.npz").id2label[6] == "g"
+    np.savez(tmp_path / "flat.npz", x_train=x[:, :, :10], y_train=y, x_test=x, y_test=y)
+    with pytest.raises(ValueError, match="NTU layout"):
+        NpzSkeletonDataset(tmp_path / "flat.npz")
+
+
+def test_skeleton_tables():
+    assert (
+        len(ACTION_NAMES["ntu60"]) == 60 and len(ACTION_NAMES["ntu120"]) == 120 and len(ACTION_NAMES["pku_mmd"]) == 51
+    )
+    assert get_id2label("ntu120")[119] == "finger-guessing game (playing rock-paper-scissors)"
+    assert get_id2label("pku_mmd")[0] == "bow" and get_id2label("pku_mmd")[50] == "writing"
+    assert len(NTU_BONES) == 24 and NTU_PARENTS.count(-1) == 1
+    mirrored = [j for pair in NTU_MIRROR_PAIRS for j in pair]
+    assert len(set(mirrored)) == 20  # every limb joint has a partner; the 5 spine/head joints have none
+    with pytest.raises(ValueError, match="ntu60"):
+        get_id2label("ntu")
+
+
+def test_collator_batches_with_one_processor_call(ntu60_file):
+    path, x, y = ntu60_file
+    dataset = NTUSkeletonDataset(path)
+    processor = MampSkeletonProcessor(num_frames=16)
+    batch = SkeletonDataCollator(processor, layout=dataset.layout)([dataset[i] for i in range(5)])
+    assert batch["skeleton_values"].shape == (5, 2, 16, 25, 3) and batch["labels"].dtype == torch.int64
+    torch.testing.assert_close(batch["skeleton_values"], processor(x[:5])["skeleton_values"], rtol=0, atol=0)
+    assert batch["labels"].tolist() == np.argmax(y[:5], axis=1).tolist()
+
+    training = SkeletonDataCollator(processor, training=True)  # layout inferred from the items
+    first = training([dataset[i] for i in range(5)])["skeleton_values"]
+    assert first.shape == (5, 2, 16, 25, 3) and not torch.equal(first, batch["skeleton_values"])
+
+    loader = DataLoader(dataset, batch_size=4, collate_fn=SkeletonDataCollator(processor), num_workers=0)
+    assert [len(b["labels"]) for b in loader] == [4, 4]
+
+
+def test_array_dataset_with_sequences_of_different_lengths():
+    rng = np.random.default_rng(0)
+    sequences = [rng.normal(size=(length, 25, 3)).astype(np.float32) for length in (70, 120, 300)]  # one person
+    dataset = ArraySkeletonDataset(sequences, labels=[2, 0, 1], layout="TVC", id2label={0: "a", 1: "b", 2: "c"})
+    processor = MampSkeletonProcessor(num_frames=30)
+    batch = SkeletonDataCollator(processor, layout=dataset.layout)([dataset[i] for i in range(3)])
+    padded = np.zeros((3, 300, 25, 3), dtype=np.float32)
+    for i, sequence in enumerate(sequences):
+        padded[i, : len(sequence)] = sequence
+    torch.testing.assert_close(batch["skeleton_values"], processor(padded, layout="TVC")["skeleton_values"])
+    assert batch["labels"].tolist() == [2, 0, 1]
+    with pytest.raises(ValueError, match="one label per sequence"):
+        ArraySkeletonDataset(sequences, labels=[0, 1])
+
+
+def test_semi_supervised_subsets_are_seeded_and_follow_the_official_protocol(ntu60_file):
+    for ratio in (0.01, 0.1):
+        first = semi_supervised_indices(40_000, ratio, seed=0)
+        assert len(first) == int(40_000 * ratio) and len(set(first.tolist())) == len(first)
+        np.testing.assert_array_equal(first, semi_supervised_indices(40_000, ratio, seed=0))
+        assert not np.array_equal(first, semi_supervised_indices(40_000, ratio, seed=1))
+        # The official feeder: NumPy's global generator seeded with the run seed, a shuffle, the first part.
+        np.random.seed(0)
+        shuffled = np.arange(40_000)
+        np.random.shuffle(shuffled)
+        np.testing.assert_array_equal(first, shuffled[: int(40_000 * ratio)])
+
+    path, x, _ = ntu60_file
+    subset = semi_supervised_subset(NTUSkeletonDataset(path), 0.5, seed=0)
+    assert len(subset) == 4
+    np.testing.assert_array_equal(subset[0]["skeleton_values"], x[subset.indices[0]])
+    with pytest.raises(ValueError, match="ratio"):
+        semi_supervised_indices(10, 0.0)
