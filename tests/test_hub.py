@@ -7,8 +7,9 @@ and `HEAD`/`GET /{repo}/resolve/{revision}/{file}` with the `ETag`, `X-Repo-Comm
 LFS transfer is involved. The client runs in a fresh interpreter with `HF_ENDPOINT` pointing at the local hub
 and a temporary `HF_HOME`: `huggingface_hub` reads both when it is imported, and this test process imported it
 long before (through `mamp_hub`), so a subprocess is the only way to configure it as a user does, with the
-environment, without patching private constants. A second interpreter then loads the same repository with
-`HF_HUB_OFFLINE=1` from the cache the first one filled, and the test checks that it sent no request at all.
+environment, without patching private constants. A second interpreter then loads the same repository, through
+the Auto classes, with `HF_HUB_OFFLINE=1` from the cache the first one filled, and the test checks that it sent
+no request at all: both routes (download, then populated cache) are covered.
 """
 
 from __future__ import annotations
@@ -184,14 +185,15 @@ def client_env(hub_home: Path, endpoint: str, offline: bool = False) -> dict[str
     return env
 
 
-# The client. "push": upload a release folder (model, processor, model card) the way `hf upload` does, then push
-# the model and the processor again with `push_to_hub`; both modes then load model and processor from the Hub id
-# and print the logits of a fixed raw sequence, so that the test can compare them with the saved originals.
+# The client. "push": upload a release folder (model, processor, model card) the way `hf upload` does, push the
+# model and the processor again with `push_to_hub`, and load them back with their classes; "load": load them
+# with the Auto classes. Both print the logits of a fixed raw sequence, for comparison with the saved originals.
 CLIENT = """
     import json, sys
     import numpy as np
     import torch
     from huggingface_hub import HfApi, ModelCard
+    from transformers import AutoFeatureExtractor, AutoModelForVideoClassification
     from mamp_hub import MampForSkeletonClassification, MampSkeletonProcessor
 
     mode, source, repo_id = sys.argv[1:]
@@ -201,8 +203,12 @@ CLIENT = """
         api.upload_folder(repo_id=repo_id, folder_path=source)
         MampForSkeletonClassification.from_pretrained(source).push_to_hub(repo_id)
         MampSkeletonProcessor.from_pretrained(source).push_to_hub(repo_id)
-    model = MampForSkeletonClassification.from_pretrained(repo_id).eval()
-    processor = MampSkeletonProcessor.from_pretrained(repo_id)
+        model = MampForSkeletonClassification.from_pretrained(repo_id).eval()
+        processor = MampSkeletonProcessor.from_pretrained(repo_id)
+    else:  # the Auto classes, registered by `import mamp_hub`, resolve the same repository
+        model = AutoModelForVideoClassification.from_pretrained(repo_id).eval()
+        processor = AutoFeatureExtractor.from_pretrained(repo_id)
+        assert type(model) is MampForSkeletonClassification and type(processor) is MampSkeletonProcessor
     sequence = np.random.default_rng(0).normal(size=(3, 50, 25, 3)).astype(np.float32)
     with torch.no_grad():
         logits = model(**processor(sequence)).logits
