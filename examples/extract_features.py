@@ -1,8 +1,8 @@
 """Extract MAMP clip embeddings from skeleton sequences in an `.npz` or `.npy` file.
 
     python examples/extract_features.py --output-dir outputs/features
-    python examples/extract_features.py --input NTU60_XSub.npz --split test --checkpoint <org>/<repo> --output-dir out
-    python examples/extract_features.py --input my_sequences.npy --checkpoint converted/ntu60-xsub-pretrain --output-dir out
+    python examples/extract_features.py --input NTU60_XSub.npz --checkpoint <org>/<repo> --output-dir out
+    python examples/extract_features.py --input my_clips.npy --checkpoint converted/ntu60-xsub-pretrain --output-dir out
 
 `--input` is a standard NTU-layout `.npz` (`x_train`/`x_test` of shape (N, 300, 150)) or a `.npy` holding a batch
 of sequences, e.g. (N, frames, 25, 3). Without it, a small synthetic `.npz` is written and used. Writes

@@ -7,9 +7,9 @@
 (`x_*`: (N, frames, persons x 25 x 3), zero frames after the end of each clip; `y_*`: class indices or one-hot),
 optionally `class_names`; for arrays already in memory, build `ArraySkeletonDataset(sequences, labels)` the
 same way. Without it, a small synthetic data set is written and used. `--checkpoint` is the pre-trained encoder
-to start from (any MAMP repository or folder; its head, if any, is replaced); without it training starts from
-random weights, with a tiny encoder unless `--scratch-size paper`. The fine-tuned model and its processor are saved to `OUTPUT_DIR/model`, ready for
-`examples/classify.py --checkpoint OUTPUT_DIR/model` or `push_to_hub`.
+to start from (any MAMP repository or folder); without it training starts from random weights, with a tiny
+encoder unless `--scratch-size paper`. The fine-tuned model and its processor are saved to `OUTPUT_DIR/model`,
+ready for `examples/classify.py --checkpoint OUTPUT_DIR/model` or `push_to_hub`.
 
 This is the smallest complete use of the API. The paper's fine-tuning recipe (layer-wise learning-rate decay,
 drop path 0.3, label smoothing 0.1, 100 epochs) is `training/finetune.py`.
@@ -26,6 +26,14 @@ from transformers import EvalPrediction, Trainer, TrainingArguments
 from mamp_hub import MampConfig, MampForSkeletonClassification, MampSkeletonProcessor
 from mamp_hub.data import NpzSkeletonDataset, SkeletonDataCollator
 from mamp_hub.data.synthetic import write_synthetic_npz
+
+# Encoder sizes for training from scratch; a checkpoint brings its own.
+SCRATCH_SIZES = {
+    "tiny": {
+        "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 256, "num_frames": 32
+    },
+    "paper": {},
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -44,23 +52,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-# Encoder sizes for training from scratch; a checkpoint brings its own.
-SCRATCH_SIZES = {
-    "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256, num_frames=32),
-    "paper": {},
-}
-
-
 def build_model(
     checkpoint: str | None, id2label: dict[int, str], scratch_size: str = "tiny"
 ) -> tuple[MampForSkeletonClassification, MampSkeletonProcessor]:
     """A classifier for `id2label` with the authors' fine-tuning head, on the pre-trained encoder if given."""
-    head = dict(num_labels=len(id2label), id2label=id2label, classifier_head="finetune")
+    head = {"num_labels": len(id2label), "id2label": id2label, "classifier_head": "finetune"}
     if checkpoint is None:
         config = MampConfig(**SCRATCH_SIZES[scratch_size], **head)
         return MampForSkeletonClassification(config), MampSkeletonProcessor(num_frames=config.num_frames)
-    # The encoder's weights load under `mamp.*`; the head is new (a checkpoint's own head, if any, is dropped
-    # because its size differs).
+    # The encoder's weights load under `mamp.*`. The head starts from scratch unless the checkpoint has one of the
+    # same type and size (e.g. a fine-tuned model with as many classes), which is then fine-tuned further.
     model = MampForSkeletonClassification.from_pretrained(checkpoint, ignore_mismatched_sizes=True, **head)
     return model, MampSkeletonProcessor.from_pretrained(checkpoint)
 

@@ -18,20 +18,17 @@ import argparse
 import math
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")  # files only, no display needed
-
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.colors import ListedColormap  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from mamp_hub import MampConfig, MampForMaskedMotionPrediction, MampSkeletonProcessor  # noqa: E402
-from mamp_hub.data.synthetic import SYNTHETIC_ACTION_NAMES, generate_synthetic_actions  # noqa: E402
-from mamp_hub.modeling_mamp import patchify  # noqa: E402
-from mamp_hub.skeletons import NTU_BONES, NTU_JOINT_NAMES  # noqa: E402
+from mamp_hub import MampConfig, MampForMaskedMotionPrediction, MampSkeletonProcessor
+from mamp_hub.data.synthetic import SYNTHETIC_ACTION_NAMES, generate_synthetic_actions
+from mamp_hub.modeling_mamp import patchify
+from mamp_hub.skeletons import NTU_BONES, NTU_JOINT_NAMES
 
 MASKED_COLOR, VISIBLE_COLOR, BONE_COLOR = "#d62728", "#1f4e9c", "#9a9a9a"
 
@@ -101,7 +98,8 @@ def draw(
     limits = ((x.min() - margin, x.max() + margin), (y.min() - margin, y.max() + margin))
     panel_width = 2.2
     panel_height = float(np.clip(panel_width * np.ptp(limits[1]) / np.ptp(limits[0]), 1.5, 4.5)) + 0.6
-    figure = plt.figure(figsize=(max(panel_width * num_panels, 10), panel_height + 4.2), layout="constrained")
+    # matplotlib's object API, without pyplot: no display, no global state; the PNG is rendered by Agg.
+    figure = Figure(figsize=(max(panel_width * num_panels, 10), panel_height + 4.2), layout="constrained")
     # Two sub-figures, so that the heat-maps' axis labels do not shift the columns of skeletons.
     top, bottom = figure.subfigures(2, 1, height_ratios=[panel_height, 4.2])
     for column, segment in enumerate(segments):
@@ -120,8 +118,8 @@ def draw(
         )
         axes.set(xlim=limits[0], ylim=limits[1], aspect="equal", xticks=[], yticks=[])
     legend = [
-        plt.Line2D([], [], color=VISIBLE_COLOR, marker="o", linestyle="", label="visible joint"),
-        plt.Line2D([], [], color=MASKED_COLOR, marker="s", linestyle="", label="masked joint"),
+        Line2D([], [], color=VISIBLE_COLOR, marker="o", linestyle="", label="visible joint"),
+        Line2D([], [], color=MASKED_COLOR, marker="s", linestyle="", label="masked joint"),
     ]
     figure.legend(handles=legend, loc="outside upper right", fontsize=8, ncols=2)
 
@@ -145,7 +143,6 @@ def draw(
             bottom.colorbar(image, ax=axes, fraction=0.04, pad=0.01)
     figure.suptitle(title, fontsize=11, x=0.02, ha="left")
     figure.savefig(path, dpi=110)
-    plt.close(figure)
 
 
 def main(argv: list[str] | None = None) -> Path:

@@ -22,8 +22,7 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from mamp_hub import MampForMaskedMotionPrediction, MampForSkeletonClassification, MampSkeletonProcessor
-from mamp_hub import convert
+from mamp_hub import MampForMaskedMotionPrediction, MampForSkeletonClassification, MampSkeletonProcessor, convert
 from mamp_hub.skeletons import get_id2label
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +59,8 @@ def classifier_dir(tmp_path_factory) -> Path:
 
 def test_extract_features(pretrained_dir, tmp_path):
     features = load_example("extract_features").main(
-        ["--checkpoint", str(pretrained_dir), "--num-synthetic", "12", "--batch-size", "2", "--output-dir", str(tmp_path)]
+        ["--checkpoint", str(pretrained_dir), "--num-synthetic", "12", "--batch-size", "2",
+         "--output-dir", str(tmp_path)]
     )
     sequences = np.load(tmp_path / "synthetic.npz")["x_test"]  # (N, 300, 150): frames x (persons, joints, xyz)
     assert features.shape == (len(sequences), 32) and np.isfinite(features).all()
@@ -70,7 +70,8 @@ def test_extract_features(pretrained_dir, tmp_path):
     mtvc = sequences.reshape(len(sequences), 300, 2, 25, 3).transpose(0, 2, 1, 3, 4)
     np.save(tmp_path / "clips.npy", mtvc)
     again = load_example("extract_features").main(
-        ["--checkpoint", str(pretrained_dir), "--input", str(tmp_path / "clips.npy"), "--output-dir", str(tmp_path / "npy")]
+        ["--checkpoint", str(pretrained_dir), "--input", str(tmp_path / "clips.npy"),
+         "--output-dir", str(tmp_path / "npy")]
     )
     np.testing.assert_allclose(again, features, atol=1e-5)
 

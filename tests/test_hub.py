@@ -167,6 +167,7 @@ def run_client(script: str, *args: str, env: dict[str, str]) -> str:
     """Run `script` in a fresh interpreter (so that `huggingface_hub` reads `env`); return its stdout."""
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script), *args],
+        check=False,  # the assertion below shows the output on failure
         env=env,
         cwd=ROOT,
         capture_output=True,
