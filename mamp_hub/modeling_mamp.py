@@ -460,12 +460,14 @@ class MampModel(MampPreTrainedModel):
 
     def _encode_present_persons(self, skeletons: torch.Tensor, absent: torch.Tensor) -> torch.Tensor:
         """Encode the present person slots and one empty slot, whose features fill every absent slot."""
-        present = (~absent).nonzero().squeeze(1)
+        present = ~absent
         rows = torch.cat([skeletons[present], skeletons.new_zeros(1, *skeletons.shape[1:])])
         tokens = self.embeddings(patchify(rows, self.config.temporal_patch_size, self.config.joint_patch_size))
         features = self.encode(tokens)[0]
-        hidden_states = features[-1:].expand(skeletons.shape[0], *features.shape[1:])
-        return hidden_states.index_put((present,), features[:-1])
+        # One gather: a present slot reads its own row, an absent one the empty slot's (the last row). (Writing
+        # into an expanded view of that row instead is miscompiled by torch.compile's inductor in torch 2.13.)
+        source = torch.where(present, present.cumsum(0) - 1, rows.shape[0] - 1)
+        return features[source]
 
 
 # ---------------------------------------------------------------------------------------------
