@@ -139,7 +139,7 @@ def read_skeleton_file(path: str | os.PathLike) -> tuple[list[Body], int]:
     def take(count: int) -> list[str]:
         nonlocal cursor
         if cursor + count > len(lines):
-            raise SkeletonFileError(f"truncated: ends at line {len(lines)} inside a frame")
+            raise SkeletonFileError(f"truncated: the file ends at line {len(lines)}, inside frame {frame + 1}")
         cursor += count
         return lines[cursor - count : cursor]
 
@@ -150,11 +150,12 @@ def read_skeleton_file(path: str | os.PathLike) -> tuple[list[Body], int]:
         except ValueError:
             raise SkeletonFileError(f"line {cursor}: expected the {what} count, got {line[:40]!r}") from None
 
+    frame = -1
     num_frames = take_count("frame")
     first_frames: dict[str, int] = {}
     joint_values: dict[str, list[str]] = {}  # body id -> its 300 values per frame, as text
     frame_index = -1  # index among the frames that have a body
-    for _ in range(num_frames):
+    for frame in range(num_frames):
         num_bodies = take_count("body")
         if num_bodies == 0:
             continue
@@ -168,6 +169,8 @@ def read_skeleton_file(path: str | os.PathLike) -> tuple[list[Body], int]:
                 raise SkeletonFileError(f"line {cursor}: a body must have {NUM_JOINTS} joints")
             values = " ".join(take(NUM_JOINTS)).split()
             if len(values) != NUM_JOINTS * VALUES_PER_JOINT:
+                if cursor == len(lines):
+                    raise SkeletonFileError(f"truncated: the last line is incomplete, inside frame {frame + 1}")
                 raise SkeletonFileError(
                     f"lines {cursor - NUM_JOINTS + 1}-{cursor}: expected {NUM_JOINTS} joint lines of "
                     f"{VALUES_PER_JOINT} values, got {len(values)} values"

@@ -1,0 +1,191 @@
+"""Preparation from raw downloads: tiny NTU `.skeleton` and PKU-MMD files written in the real formats (corrupt
+ones included) -> the expected `.npz` arrays and the list of skipped files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mamp_hub.data.prepare_ntu import main as prepare_ntu_main
+from mamp_hub.data.prepare_ntu import prepare_ntu
+from mamp_hub.data.prepare_pku import prepare_pku
+
+RNG = np.random.default_rng(0)
+
+
+# ---------------------------------------------------------------------------------------------------- NTU
+
+
+def body(frames: int, wide: bool = False, motion: float = 0.01) -> np.ndarray:
+    """(frames, 25, 3) joints of a plausible standing body (taller than wide), or of an implausibly wide one,
+    rounded to 4 decimals as the files store them."""
+    spread = np.array([2.0, 0.3, 0.1]) if wide else np.array([0.2, 0.6, 0.1])
+    pose = RNG.uniform(-1, 1, size=(25, 3)) * spread + np.array([RNG.uniform(-1, 1), 0.2, 3.0])
+    drift = np.cumsum(RNG.normal(size=(frames, 1, 3)) * motion, axis=0)
+    return np.round(pose + drift, 4)
+
+
+def write_skeleton_file(path: Path, frames: list[list[tuple[str, np.ndarray]]]) -> None:
+    """The NTU text format: frame count; per frame the body count; per body 10 body values, the joint count and
+    25 lines of x y z depthX depthY colorX colorY orientationW X Y Z trackingState."""
+    lines = [str(len(frames))]
+    for bodies in frames:
+        lines.append(str(len(bodies)))
+        for body_id, joints in bodies:
+            lines += [f"{body_id} 0 1 1 1 1 0 0.01 -0.02 2", "25"]
+            lines += [f"{x:.4f} {y:.4f} {z:.4f} 250.1 180.2 960.3 540.4 0.5 0.1 0.2 0.3 2" for x, y, z in joints]
+    path.write_text("\r\n".join(lines) + "\r\n")
+
+
+def per_frame(*tracks: tuple[str, np.ndarray, int]) -> list[list[tuple[str, np.ndarray]]]:
+    """Frames from (body id, joints, first frame) tracks."""
+    num_frames = max(start + len(joints) for _, joints, start in tracks)
+    return [
+        [(body_id, joints[t - start]) for body_id, joints, start in tracks if start <= t < start + len(joints)]
+        for t in range(num_frames)
+    ]
+
+
+def centred(*actors: np.ndarray) -> np.ndarray:
+    """The expected (300, 150) row: actors side by side, minus actor 1's first-frame joint 2, zero padded."""
+    joints = np.concatenate([a.astype(np.float32).reshape(len(a), 75) for a in actors], axis=1)
+    joints -= np.tile(actors[0][0, 1].astype(np.float32), len(actors) * 25)
+    row = np.zeros((300, 150), dtype=np.float32)
+    row[: len(joints), : joints.shape[1]] = joints
+    return row
+
+
+@pytest.fixture
+def ntu_raw(tmp_path) -> tuple[Path, dict[str, np.ndarray]]:
+    """Raw files and the row each must become; corrupt files have no row."""
+    raw = tmp_path / "nturgb+d_skeletons"
+    raw.mkdir()
+    expected = {}
+
+    # One body.
+    a = body(20)
+    write_skeleton_file(raw / "S001C001P002R001A001.skeleton", per_frame(("7205759403792793", a, 0)))
+    expected["S001C001P002R001A001"] = centred(a)
+
+    # A second body seen in only 5 frames is noise; a frame without any body is dropped.
+    b, noise = body(30), body(5)
+    frames = per_frame(("1", b, 0), ("2", noise, 10))
+    frames.insert(15, [])
+    write_skeleton_file(raw / "S002C003P001R001A010.skeleton", frames)
+    expected["S002C003P001R001A010"] = centred(b)
+
+    # Two actors: the one that moves more is actor 1.
+    calm, lively = body(40, motion=0.002), body(40, motion=0.1)
+    write_skeleton_file(raw / "S001C002P003R002A050.skeleton", per_frame(("10", calm, 0), ("11", lively, 0)))
+    expected["S001C002P003R002A050"] = centred(lively, calm)
+
+    # A body wider than tall in every frame is not a person.
+    person, wide = body(25), body(25, wide=True, motion=0.2)
+    write_skeleton_file(raw / "S001C003P004R001A023.skeleton", per_frame(("5", wide, 0), ("6", person, 0)))
+    expected["S001C003P004R001A023"] = centred(person)
+
+    # Corrupt files: truncated inside a frame, a value that is not a number, no body at all.
+    write_skeleton_file(raw / "S001C001P005R001A003.skeleton", per_frame(("1", body(12), 0)))
+    text = (raw / "S001C001P005R001A003.skeleton").read_text()
+    (raw / "S001C001P005R001A003.skeleton").write_text(text[: len(text) // 2])
+    write_skeleton_file(raw / "S001C001P008R001A004.skeleton", per_frame(("1", body(12), 0)))
+    text = (raw / "S001C001P008R001A004.skeleton").read_text()
+    (raw / "S001C001P008R001A004.skeleton").write_text(text.replace("250.1", "25O.1", 1).replace("0.5 0.1", "x 0.1", 3))
+    write_skeleton_file(raw / "S001C002P001R001A005.skeleton", [[], [], []])
+    (raw / "readme.txt").write_text("not a skeleton file")
+    return raw, expected
+
+
+def test_ntu60_from_skeleton_files(ntu_raw, tmp_path):
+    raw, expected = ntu_raw
+    written = prepare_ntu([raw], tmp_path / "out", dataset="ntu60", num_workers=2, progress=False)
+    assert sorted(written) == ["NTU60_XSub.npz", "NTU60_XView.npz", "NTU60_skipped.txt"]
+
+    skipped = dict(line.split("\t") for line in Path(written["NTU60_skipped.txt"]).read_text().splitlines())
+    assert sorted(skipped) == ["S001C001P005R001A003", "S001C001P008R001A004", "S001C002P001R001A005"]
+    assert "truncated" in skipped["S001C001P005R001A003"]
+    assert "could not convert" in skipped["S001C001P008R001A004"]
+    assert "no frame has a body" in skipped["S001C002P001R001A005"]
+
+    # Cross-subject: training subjects in the order of the protocol's list (1, 2, 4, ...), test subject 3.
+    with np.load(written["NTU60_XSub.npz"]) as xsub:
+        train = ["S002C003P001R001A010", "S001C001P002R001A001", "S001C003P004R001A023"]
+        np.testing.assert_array_equal(xsub["x_train"], np.stack([expected[name] for name in train]))
+        np.testing.assert_array_equal(xsub["x_test"], expected["S001C002P003R002A050"][None])
+        assert xsub["y_train"].shape == (3, 60) and xsub["y_train"].dtype == np.float64
+        assert np.argmax(xsub["y_train"], axis=1).tolist() == [9, 0, 22] and np.argmax(xsub["y_test"]) == 49
+    # Cross-view: cameras 2 then 3 train, camera 1 tests.
+    with np.load(written["NTU60_XView.npz"]) as xview:
+        train = ["S001C002P003R002A050", "S001C003P004R001A023", "S002C003P001R001A010"]  # by name in a group
+        np.testing.assert_array_equal(xview["x_train"], np.stack([expected[name] for name in train]))
+        np.testing.assert_array_equal(xview["x_test"], expected["S001C001P002R001A001"][None])
+
+
+def test_ntu120_copies_a_lone_actor_and_splits_by_setup(ntu_raw, tmp_path):
+    raw, expected = ntu_raw
+    missing = tmp_path / "NTU_RGBD120_samples_with_missing_skeletons.txt"
+    missing.write_text("S001C003P004R001A023\n")
+    prepare_ntu_main(
+        ["--dataset", "ntu120", "--raw-dir", str(raw), "--output-dir", str(tmp_path / "out"), "--workers", "0"]
+        + ["--missing-skeletons", str(missing)]
+    )
+    with np.load(tmp_path / "out" / "NTU120_XSet.npz") as xset:  # even setups train, odd ones test
+        np.testing.assert_array_equal(xset["x_train"][0, :, :75], expected["S002C003P001R001A010"][:, :75])
+        np.testing.assert_array_equal(xset["x_train"][0, :, 75:], xset["x_train"][0, :, :75])
+        np.testing.assert_array_equal(xset["x_test"][1], expected["S001C002P003R002A050"])  # two actors: as is
+        assert len(xset["x_test"]) == 2 and xset["y_test"].shape == (2, 120)  # the listed sample is left out
+    assert (tmp_path / "out" / "NTU120_XSub.npz").exists()
+
+
+def test_ntu_refuses_folders_without_skeleton_files(tmp_path):
+    with pytest.raises(ValueError, match="No NTU .skeleton files"):
+        prepare_ntu([tmp_path], tmp_path / "out", progress=False)
+    with pytest.raises(ValueError, match="ntu60"):
+        prepare_ntu([tmp_path], tmp_path / "out", dataset="ntu", progress=False)
+
+
+# ---------------------------------------------------------------------------------------------------- PKU-MMD
+
+
+def test_pku_mmd_instances_from_skeleton_and_label_files(tmp_path):
+    raw = tmp_path / "pku_v1"
+    (raw / "skeleton").mkdir(parents=True)
+    (raw / "label").mkdir()
+    recordings = {name: np.round(RNG.normal(size=(420, 150)), 4) for name in ("0002-L", "0002-M", "0003-R")}
+    recordings["0002-L"][60:80] = 0
+    for name, frames in recordings.items():
+        np.savetxt(raw / "skeleton" / f"{name}.txt", frames, fmt="%.4f")
+    (raw / "label" / "0002-L.txt").write_text("3,10,40,1\n7,5,400,2\n52,1,9,1\n12,60,80,1\n")
+    (raw / "label" / "0002-M.txt").write_text("51,100,130,1\n")
+    (raw / "label" / "0003-R.txt").write_text("1,0,10,1\n")
+    text = (raw / "skeleton" / "0003-R.txt").read_text()
+    (raw / "skeleton" / "0003-R.txt").write_text(text[: len(text) - 300])  # last line cut short
+    (raw / "cross-subject.txt").write_text("Training videos: \n0002-L, 0003-R\nValidataion videos: \n0002-M\n")
+
+    written = prepare_pku(raw, tmp_path / "out", phase=1, cross_subject=raw / "cross-subject.txt", num_workers=0)
+    assert sorted(written) == ["PKUv1_XSub.npz", "PKUv1_skipped.txt"]
+    skipped = dict(line.split("\t") for line in Path(written["PKUv1_skipped.txt"]).read_text().splitlines())
+    assert sorted(skipped) == ["0002-L_2", "0002-L_3", "0003-R"]  # label 52, all-zero frames, corrupt file
+    assert "not in 1..51" in skipped["0002-L_2"] and "all zero" in skipped["0002-L_3"]
+
+    def padded(frames: np.ndarray) -> np.ndarray:
+        row = np.zeros((300, 150), dtype=np.float32)
+        row[: len(frames)] = frames[:300]
+        return row
+
+    with np.load(written["PKUv1_XSub.npz"]) as xsub:
+        train = recordings["0002-L"]
+        np.testing.assert_array_equal(xsub["x_train"], np.stack([padded(train[10:40]), padded(train[5:305])]))
+        assert np.argmax(xsub["y_train"], axis=1).tolist() == [2, 6] and xsub["y_train"].shape == (2, 51)
+        np.testing.assert_array_equal(xsub["x_test"], padded(recordings["0002-M"][100:130])[None])
+        assert np.argmax(xsub["y_test"], axis=1).tolist() == [50]
+
+
+def test_pku_mmd_needs_a_split_file(tmp_path):
+    with pytest.raises(ValueError, match="split file"):
+        prepare_pku(tmp_path, tmp_path / "out")
+    (tmp_path / "split.txt").write_text("Training videos:\n")
+    with pytest.raises(ValueError, match="second line"):
+        prepare_pku(tmp_path, tmp_path / "out", cross_view=tmp_path / "split.txt")
