@@ -147,6 +147,12 @@ def infer_config(
             label_smoothing=float(getattr(args, "smoothing", 0.0) or 0.0),
         )
     values.update({k: v for k, v in overrides.items() if v is not None})
+    id2label = values.get("id2label")
+    if id2label is not None and "num_labels" in values and len(id2label) != values["num_labels"]:
+        raise CheckpointError(
+            f"The checkpoint's head has {values['num_labels']} classes but {len(id2label)} action names were given; "
+            "pass the names of the data set it was trained on (ntu60: 60, ntu120: 120, pku_mmd: 51)."
+        )
     if "num_attention_heads" not in values:
         raise CheckpointError(
             "The number of attention heads is not stored in this checkpoint's args; pass it (--num-heads, "
@@ -264,9 +270,9 @@ def main(argv: list[str] | None = None) -> None:
 def _load_id2label(name_or_path: str) -> dict[int, str]:
     if Path(name_or_path).is_file():
         return {int(k): v for k, v in json.loads(Path(name_or_path).read_text()).items()}
-    from .skeletons import id2label
+    from .skeletons import get_id2label
 
-    return id2label(name_or_path)
+    return get_id2label(name_or_path)
 
 
 if __name__ == "__main__":

@@ -99,3 +99,17 @@ def test_skeletonmae_checkpoints_convert_to_the_joint_target(reference):
     )
     config = infer_config(reference.state_dict("pretrain"), args)
     assert (config.pretraining_target, config.masking_strategy) == ("joints", "random")
+
+
+def test_action_names_are_attached_and_checked(reference, tmp_path):
+    args = argparse.Namespace(model_args={"num_heads": 4})
+    path = tmp_path / "checkpoint.pth"
+    torch.save({"model": reference.state_dict("finetune"), "args": args}, path)
+    names = tmp_path / "names.json"
+    names.write_text(json.dumps({str(i): f"action {i}" for i in range(7)}))
+    main([str(path), str(tmp_path / "named"), "--id2label", str(names)])
+    assert MampForSkeletonClassification.from_pretrained(tmp_path / "named").config.id2label[6] == "action 6"
+    with pytest.raises(SystemExit):  # 60 NTU names for a 7-class head
+        main([str(path), str(tmp_path / "wrong"), "--id2label", "ntu60"])
+    with pytest.raises(CheckpointError, match="7 classes but 60 action names"):
+        convert_checkpoint(path, id2label={i: str(i) for i in range(60)}, verbose=False)
