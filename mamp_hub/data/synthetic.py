@@ -13,7 +13,8 @@ The ten classes come in five pairs whose members have the same distribution of s
 differ only in how the pose changes over time, so that a model has to represent motion to tell them apart:
 
     0 wave right hand          / 1 hold right hand up      (forearm swinging / held at a random angle)
-    2 right arm circles, clockwise / 3 counter-clockwise   (the same circle, opposite direction)
+    2 right arm circles, clockwise / 3 counter-clockwise   (the same circle, opposite direction, as the
+                                                             performer sees it)
     4 squat, dropping fast and rising slowly / 5 dropping slowly and rising fast      (time-reversed)
     6 clap fast                / 7 clap slowly             (about 3 Hz / 1 Hz)
     8 two persons meet quickly and part slowly / 9 meet slowly and part quickly      (time-reversed)
