@@ -2,7 +2,9 @@
 
 The numerics follow the official feeder (`valid_crop_resize` and `random_rot` of the MAMP code base) but
 run on a whole batch at once: every sample gets its own crop window, and one gather plus one blend resize
-all of them to the model's frame count.
+all of them to the model's frame count. It is a data-pipeline step: it works on the CPU, in NumPy (whose
+float64 arithmetic the exact resize needs, and which is several times faster than torch's at it), and
+returns torch tensors.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from transformers import BatchFeature, FeatureExtractionMixin
 
 # Number of dimensions of ONE sequence in each supported layout; a batch has one more, in front.
@@ -24,13 +25,10 @@ LAYOUT_NDIMS: dict[str, int] = {"ntu_flat": 2, "CTVM": 4, "MTVC": 4, "TVC": 3}
 SkeletonInput = np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor]
 
 
-def _as_float_tensor(array: np.ndarray | torch.Tensor) -> torch.Tensor:
+def _as_float_array(array: np.ndarray | torch.Tensor) -> np.ndarray:
     if isinstance(array, torch.Tensor):
-        return array.to(torch.float32)
-    array = np.asarray(array, dtype=np.float32)
-    if not array.flags.writeable:  # read-only memory maps: torch wants memory it may write
-        array = array.copy()
-    return torch.from_numpy(array)
+        array = array.detach().cpu().numpy()
+    return np.asarray(array, dtype=np.float32)
 
 
 def _rotation_matrices(angles: torch.Tensor) -> torch.Tensor:
@@ -52,6 +50,9 @@ def _rotation_matrices(angles: torch.Tensor) -> torch.Tensor:
     rot_y = matrix([[cos[:, 1], zeros, -sin[:, 1]], [zeros, ones, zeros], [sin[:, 1], zeros, cos[:, 1]]])
     rot_z = matrix([[cos[:, 2], sin[:, 2], zeros], [-sin[:, 2], cos[:, 2], zeros], [zeros, zeros, ones]])
     return rot_z @ rot_y @ rot_x
+
+
+_SAMPLES_PER_BLOCK = 32
 
 
 class MampSkeletonProcessor(FeatureExtractionMixin):
@@ -181,43 +182,48 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
 
         batch = self._to_time_major_batch(sequences, layout)  # (B, T, M, V, C)
         batch_size, _, persons, joints, channels = batch.shape
-        flat = batch.reshape(batch_size, batch.shape[1], -1)  # (B, T, M*V*C)
+        flat = batch.reshape(batch_size, batch.shape[1], -1)  # (B, T, M*V*C); a view for NTU rows
 
-        valid_frames = (flat.sum(dim=-1) != 0).sum(dim=1)
+        valid_frames = np.count_nonzero(flat.sum(axis=-1), axis=1)
         start, length = self._crop_windows(valid_frames, training, generator)
-        values = self._resize(flat, start, length)  # (B, num_frames, M*V*C)
-        values = values.view(batch_size, self.num_frames, persons, joints, channels)
-
+        rotation = None
         if training and self.do_random_rotation:
-            angles = (torch.rand(batch_size, 3, generator=generator) * 2 - 1) * self.rotation_range
-            rotation = _rotation_matrices(angles)
-            values = (values.view(batch_size, -1, channels) @ rotation.transpose(1, 2)).view_as(values)
+            angles = (torch.rand(batch_size, 3, generator=generator, dtype=torch.float64) * 2 - 1) * self.rotation_range
+            rotation = _rotation_matrices(angles).numpy().astype(np.float32).transpose(0, 2, 1)  # row vectors: p @ R^T
 
-        skeleton_values = values.permute(0, 2, 1, 3, 4).contiguous()
-        if return_tensors == "np":
-            skeleton_values = skeleton_values.numpy()
+        values = np.empty((batch_size, persons, self.num_frames, joints, channels), dtype=np.float32)
+        # Blocks of samples whose intermediates stay in the CPU cache: about 3x faster than the whole batch at once.
+        for block in range(0, batch_size, _SAMPLES_PER_BLOCK):
+            rows = slice(block, block + _SAMPLES_PER_BLOCK)
+            resized = self._resize(flat[rows], start[rows], length[rows])  # (b, T', M*V*C)
+            if rotation is not None:
+                resized = (resized.reshape(len(resized), -1, channels) @ rotation[rows]).reshape(resized.shape)
+            values[rows] = resized.reshape(-1, self.num_frames, persons, joints, channels).transpose(0, 2, 1, 3, 4)
+
+        skeleton_values = values if return_tensors == "np" else torch.from_numpy(values)
         return BatchFeature({"skeleton_values": skeleton_values})
 
     # ------------------------------------------------------------------ crop and resize
 
     def _crop_windows(
-        self, valid_frames: torch.Tensor, training: bool, generator: torch.Generator | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, valid_frames: np.ndarray, training: bool, generator: torch.Generator | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """First frame and frame count of each sample's crop, (B,) int64 each."""
-        valid = valid_frames.to(torch.float64)
+        valid = valid_frames.astype(np.float64)
         if training:
             low, high = self.train_crop_ratio_range
-            ratio = torch.rand(valid.shape, generator=generator, dtype=torch.float64) * (high - low) + low
-            length = torch.minimum((valid * ratio).floor().clamp(min=self.min_train_frames), valid)
-            start = (torch.rand(valid.shape, generator=generator, dtype=torch.float64) * (valid - length + 1)).floor()
+            draws = torch.rand(2, len(valid), generator=generator, dtype=torch.float64).numpy()
+            ratio = draws[0] * (high - low) + low
+            length = np.minimum(np.maximum(np.floor(valid * ratio), self.min_train_frames), valid)
+            start = np.floor(draws[1] * (valid - length + 1))
         else:
             # Same float64 expression as the official `int((1 - p) * valid / 2)`.
-            start = ((1 - self.eval_crop_ratio) * valid / 2).floor()
+            start = np.floor((1 - self.eval_crop_ratio) * valid / 2)
             length = valid - 2 * start
         # An all-zero sequence has no valid frame: read its first (zero) frame, which yields zeros.
-        return start.long(), length.long().clamp(min=1)
+        return start.astype(np.int64), np.maximum(length, 1).astype(np.int64)
 
-    def _resize(self, flat: torch.Tensor, start: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+    def _resize(self, flat: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.ndarray:
         """Linear resize of frames [start, start + length) of each sample to `num_frames` frames.
 
         Reproduces `F.interpolate(mode="bilinear", align_corners=False)` along time bit for bit: source
@@ -233,19 +239,23 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
         Returns:
             (B, num_frames, F) float32.
         """
-        scale = (length.to(torch.float32) / self.num_frames).to(torch.float64)  # (B,)
-        target = torch.arange(self.num_frames, dtype=torch.float64) + 0.5
-        source = (scale[:, None] * target - 0.5).to(torch.float32).clamp(min=0)  # (B, num_frames)
-        index0 = source.long()  # truncation == floor for non-negative positions
-        weight1 = (source - index0).unsqueeze(-1)
+        batch_size, frames, features = flat.shape
+        scale = (length.astype(np.float32) / np.float32(self.num_frames)).astype(np.float64)
+        source = (scale[:, None] * (np.arange(self.num_frames) + 0.5) - 0.5).astype(np.float32)
+        np.maximum(source, 0, out=source)  # (B, num_frames)
+        index0 = source.astype(np.int64)  # truncation == floor for non-negative positions
+        weight1 = (source - index0.astype(np.float32))[..., None]  # exact: the fractional part
         weight0 = 1 - weight1
-        index1 = torch.minimum(index0 + 1, length[:, None] - 1)
+        index1 = np.minimum(index0 + 1, length[:, None] - 1)
 
-        features = flat.shape[-1]
-        frame0 = flat.gather(1, (start[:, None] + index0).unsqueeze(-1).expand(-1, -1, features))
-        frame1 = flat.gather(1, (start[:, None] + index1).unsqueeze(-1).expand(-1, -1, features))
-        blended = weight0.to(torch.float64) * frame0.to(torch.float64) + (weight1 * frame1).to(torch.float64)
-        return blended.to(torch.float32)
+        # Rows of the (B * T, F) table: one contiguous copy per output frame.
+        table = np.ascontiguousarray(flat).reshape(batch_size * frames, features)  # a view for NTU rows
+        first_row = (np.arange(batch_size) * frames + start)[:, None]
+        frame0 = table.take((first_row + index0).ravel(), axis=0).reshape(batch_size, self.num_frames, features)
+        frame1 = table.take((first_row + index1).ravel(), axis=0).reshape(batch_size, self.num_frames, features)
+        blended = np.multiply(frame0, weight0, dtype=np.float64)
+        blended += frame1 * weight1
+        return blended.astype(np.float32)
 
     # ------------------------------------------------------------------ input layouts
 
@@ -289,32 +299,36 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
             raise ValueError(f"A skeleton array of shape {tuple(shape)} is ambiguous ({readings}); pass `layout=`.")
         return candidates[0]
 
-    def _to_time_major(self, array: torch.Tensor, layout: str) -> torch.Tensor:
-        """(B, ...) batch in `layout` -> (B, T, M, V, C), with M padded to `max_persons`."""
+    def _to_time_major(self, array: np.ndarray, layout: str, frames: int | None = None) -> np.ndarray:
+        """(B, ...) batch in `layout` -> (B, T, M, V, C) with M padded to `max_persons` (and T to `frames`)."""
         if layout == "ntu_flat":
             array = array.reshape(*array.shape[:2], -1, self.num_joints, self.num_channels)
         elif layout == "CTVM":
-            array = array.permute(0, 2, 4, 3, 1)
+            array = array.transpose(0, 2, 4, 3, 1)
         elif layout == "MTVC":
-            array = array.permute(0, 2, 1, 3, 4)
+            array = array.transpose(0, 2, 1, 3, 4)
         else:  # TVC
-            array = array.unsqueeze(2)
-        persons = array.shape[2]  # at most max_persons: `_fits` checked it
-        if persons < self.max_persons:
-            array = F.pad(array, (0, 0, 0, 0, 0, self.max_persons - persons))
-        return array
+            array = array[:, :, None]
+        batch_size, length, persons = array.shape[:3]  # at most max_persons persons: `_fits` checked it
+        frames = frames or length
+        if persons == self.max_persons and frames == length:
+            return array
+        padded = np.zeros((batch_size, frames, self.max_persons, *array.shape[3:]), dtype=np.float32)
+        padded[:, :length, :persons] = array
+        return padded
 
-    def _to_time_major_batch(self, sequences: SkeletonInput, layout: str | None) -> torch.Tensor:
+    def _to_time_major_batch(self, sequences: SkeletonInput, layout: str | None) -> np.ndarray:
         """Any accepted input -> (B, T, M, V, C) float32, shorter sequences padded with zero frames."""
         if isinstance(sequences, (list, tuple)):
             if len(sequences) == 0:
                 raise ValueError("Got an empty list of sequences; pass at least one sequence.")
-            tensors = [_as_float_tensor(sequence) for sequence in sequences]
-            per_sequence = []
-            for tensor in tensors:
-                name, _ = self._resolve_layout(tensor.shape, layout, batched=False)
-                per_sequence.append(self._to_time_major(tensor.unsqueeze(0), name)[0])
-            return torch.nn.utils.rnn.pad_sequence(per_sequence, batch_first=True)
-        tensor = _as_float_tensor(sequences)
-        name, batched = self._resolve_layout(tensor.shape, layout, batched=None)
-        return self._to_time_major(tensor if batched else tensor.unsqueeze(0), name)
+            arrays = [_as_float_array(sequence) for sequence in sequences]
+            layouts = [self._resolve_layout(array.shape, layout, batched=False)[0] for array in arrays]
+            time_axis = {"ntu_flat": 0, "CTVM": 1, "MTVC": 1, "TVC": 0}
+            frames = max(array.shape[time_axis[name]] for array, name in zip(arrays, layouts, strict=True))
+            return np.concatenate(
+                [self._to_time_major(a[None], name, frames) for a, name in zip(arrays, layouts, strict=True)]
+            )
+        array = _as_float_array(sequences)
+        name, batched = self._resolve_layout(array.shape, layout, batched=None)
+        return self._to_time_major(array if batched else array[None], name)

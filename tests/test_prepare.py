@@ -92,7 +92,9 @@ def ntu_raw(tmp_path) -> tuple[Path, dict[str, np.ndarray]]:
     (raw / "S001C001P005R001A003.skeleton").write_text(text[: len(text) // 2])
     write_skeleton_file(raw / "S001C001P008R001A004.skeleton", per_frame(("1", body(12), 0)))
     text = (raw / "S001C001P008R001A004.skeleton").read_text()
-    (raw / "S001C001P008R001A004.skeleton").write_text(text.replace("250.1", "25O.1", 1).replace("0.5 0.1", "x 0.1", 3))
+    lines = text.splitlines()
+    lines[40] = "0.12O4 " + lines[40].split(" ", 1)[1]  # an x coordinate that is not a number
+    (raw / "S001C001P008R001A004.skeleton").write_text("\n".join(lines))
     write_skeleton_file(raw / "S001C002P001R001A005.skeleton", [[], [], []])
     (raw / "readme.txt").write_text("not a skeleton file")
     return raw, expected

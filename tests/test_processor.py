@@ -51,12 +51,12 @@ def test_resize_is_bilinear_interpolation_of_the_crop(num_frames):
     """Any crop window, resized as `F.interpolate(mode="bilinear", align_corners=False)` does, bit for bit."""
     processor = MampSkeletonProcessor(num_frames=num_frames)
     sequences = random_sequences(6, [300, 1, 2, 64, 137, 299])
-    flat = torch.from_numpy(as_layout(sequences, "ntu_flat"))
-    start = torch.tensor([0, 0, 0, 5, 30, 1])
-    length = torch.tensor([300, 1, 2, 50, 100, 298])
-    resized = processor._resize(flat, start, length)
+    flat = as_layout(sequences, "ntu_flat")
+    start = np.array([0, 0, 0, 5, 30, 1])
+    length = np.array([300, 1, 2, 50, 100, 298])
+    resized = torch.from_numpy(processor._resize(flat, start, length))
     for b in range(len(start)):
-        window = flat[b, start[b] : start[b] + length[b]].T[None, None]  # (1, 1, F, length)
+        window = torch.from_numpy(flat[b, start[b] : start[b] + length[b]]).T[None, None]  # (1, 1, F, length)
         expected = F.interpolate(window, size=(window.shape[2], num_frames), mode="bilinear", align_corners=False)
         torch.testing.assert_close(resized[b], expected[0, 0].T, rtol=0, atol=0)
 
@@ -96,16 +96,16 @@ def test_variable_lengths_and_padding_give_identical_results():
 
 def test_training_crop_windows_follow_the_official_rule():
     processor = MampSkeletonProcessor()
-    valid = torch.tensor([300, 200, 100, 64, 40, 1] * 200)
+    valid = np.array([300, 200, 100, 64, 40, 1] * 200)
     start, length = processor._crop_windows(valid, training=True, generator=torch.Generator().manual_seed(0))
-    ratio = length.double() / valid.double()
+    ratio = length / valid
     long_enough = valid * 0.5 >= 64
     assert ((ratio[long_enough] >= 0.5 - 1 / 64) & (ratio[long_enough] <= 1)).all()  # p in [0.5, 1], floored
-    assert (length >= torch.clamp(valid, max=64)).all() and (length <= valid).all()  # at least 64 frames
+    assert (length >= np.minimum(valid, 64)).all() and (length <= valid).all()  # at least 64 frames
     assert (start >= 0).all() and (start + length <= valid).all()
-    assert length[valid == 300].unique().numel() > 50 and start[valid == 300].unique().numel() > 50  # random
+    assert len(np.unique(length[valid == 300])) > 50 and len(np.unique(start[valid == 300])) > 50  # random
     # Evaluation: frames [bias, valid - bias) with bias = int(0.05 * valid / 2).
-    start, length = processor._crop_windows(torch.tensor([137, 300, 20]), training=False, generator=None)
+    start, length = processor._crop_windows(np.array([137, 300, 20]), training=False, generator=None)
     assert start.tolist() == [3, 7, 0] and length.tolist() == [131, 286, 20]
 
 
@@ -117,7 +117,7 @@ def test_training_output_is_the_resized_random_crop_and_is_seeded():
     torch.testing.assert_close(first, again["skeleton_values"], rtol=0, atol=0)
     assert not torch.equal(first, processor(sequences, training=True, layout="MTVC", seed=4)["skeleton_values"])
 
-    valid = torch.tensor([300, 180, 70, 65])
+    valid = np.array([300, 180, 70, 65])
     start, length = processor._crop_windows(valid, training=True, generator=torch.Generator().manual_seed(3))
     flat = torch.from_numpy(as_layout(sequences, "ntu_flat"))
     for b in range(4):

@@ -153,7 +153,7 @@ def read_skeleton_file(path: str | os.PathLike) -> tuple[list[Body], int]:
     frame = -1
     num_frames = take_count("frame")
     first_frames: dict[str, int] = {}
-    joint_values: dict[str, list[str]] = {}  # body id -> its 300 values per frame, as text
+    coordinates: dict[str, tuple[list[str], list[str], list[str]]] = {}  # body id -> its x, y, z values, as text
     frame_index = -1  # index among the frames that have a body
     for frame in range(num_frames):
         num_bodies = take_count("body")
@@ -177,18 +177,19 @@ def read_skeleton_file(path: str | os.PathLike) -> tuple[list[Body], int]:
                 )
             if body_id not in first_frames:
                 first_frames[body_id] = frame_index
-                joint_values[body_id] = []
-            joint_values[body_id].extend(values)
+                coordinates[body_id] = ([], [], [])
+            for axis, column in enumerate(coordinates[body_id]):  # only x, y, z are used: parse only them
+                column.extend(values[axis::VALUES_PER_JOINT])
     if frame_index < 0:
         raise SkeletonFileError("no frame has a body")
 
     bodies = []
-    for body_id, values in joint_values.items():
-        try:
-            table = np.array(values, dtype=np.float32).reshape(-1, NUM_JOINTS, VALUES_PER_JOINT)
+    for body_id, columns in coordinates.items():
+        try:  # text -> float32 as the reference does (through float64: the same numbers as strtof here)
+            joints = np.stack([np.array(column, dtype=np.float32) for column in columns], axis=-1)
         except ValueError as error:
             raise SkeletonFileError(f"body {body_id}: {error}") from None
-        body = Body(body_id, first_frames[body_id], np.ascontiguousarray(table[:, :, :3]))
+        body = Body(body_id, first_frames[body_id], joints.reshape(-1, NUM_JOINTS, 3))
         if body.last_frame > frame_index:
             raise SkeletonFileError(f"body {body_id} appears more than once in a frame")
         bodies.append(body)
