@@ -1,12 +1,11 @@
 """The `data` section of a recipe -> training and test sets, and the processor that turns their items into inputs.
 
     data:
-      dataset: ntu | pku | npz | synthetic
-      path: data/ntu/NTU60_XSub.npz     # the standard .npz file (ntu, pku, npz)
+      dataset: ntu | pku | npz          # NTU RGB+D / PKU-MMD class names, or those the file holds (any .npz)
+      path: data/ntu/NTU60_XSub.npz     # the standard .npz file (x_train, y_train, x_test, y_test)
       train_fraction: 1.0               # semi-supervised protocols: 0.01 or 0.1 of the labelled training clips
       subset_seed: 0                    # which clips those are (the authors' feeder: the run seed)
       processor: {}                     # MampSkeletonProcessor options (crop ratios, rotation)
-      synthetic: {}                     # mamp_hub.data.synthetic options (dataset: synthetic)
 """
 
 from __future__ import annotations
@@ -26,19 +25,14 @@ NPZ_DATASETS = {"ntu": NTUSkeletonDataset, "pku": PKUMMDSkeletonDataset, "npz": 
 def build_datasets(data_config: Mapping[str, Any]) -> tuple[Dataset, Dataset, dict[int, str]]:
     """Training set (the labelled fraction of it when `train_fraction` < 1), test set, and class names."""
     kind = data_config.get("dataset")
-    if kind in NPZ_DATASETS:
-        if not data_config.get("path"):
-            raise ValueError(
-                f"data.path is required for dataset {kind!r}: the .npz file written by mamp-prepare-ntu / "
-                "mamp-prepare-pku (e.g. data.path=data/ntu/NTU60_XSub.npz)."
-            )
-        train, test = (NPZ_DATASETS[kind](data_config["path"], split=split) for split in ("train", "test"))
-    elif kind == "synthetic":
-        from mamp_hub.data.synthetic import make_synthetic_splits
-
-        train, test = make_synthetic_splits(**data_config.get("synthetic", {}))
-    else:
-        raise ValueError(f"data.dataset must be one of {[*NPZ_DATASETS, 'synthetic']}, got {kind!r}.")
+    if kind not in NPZ_DATASETS:
+        raise ValueError(f"data.dataset must be one of {list(NPZ_DATASETS)}, got {kind!r}.")
+    if not data_config.get("path"):
+        raise ValueError(
+            f"data.path is required: the .npz file written by mamp-prepare-ntu, mamp-prepare-pku or mamp-synthetic "
+            "(e.g. data.path=data/ntu/NTU60_XSub.npz)."
+        )
+    train, test = (NPZ_DATASETS[kind](data_config["path"], split=split) for split in ("train", "test"))
     id2label = dict(train.id2label)
     fraction = float(data_config.get("train_fraction", 1.0))
     if fraction < 1.0:

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 import yaml
 from huggingface_hub import HfApi
-from transformers import Trainer, TrainingArguments, set_seed
+from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from mamp_hub import MampConfig, MampForMaskedMotionPrediction, MampForSkeletonClassification
 from mamp_hub.data import SkeletonDataCollator
@@ -134,8 +134,12 @@ def training_arguments(config: dict[str, Any], world_size: int) -> TrainingArgum
         raise ValueError(f"Bad option in the trainer section ({error}); it takes TrainingArguments fields.") from error
 
 
-def run(config: dict[str, Any], command: str = "") -> dict[str, float]:
-    """Train, evaluate and save one recipe; returns the measured metrics (also in `output_dir/metrics.json`)."""
+def run(
+    config: dict[str, Any], command: str = "", callbacks: Sequence[TrainerCallback] = ()
+) -> dict[str, float]:
+    """Train, evaluate and save one recipe; returns the measured metrics (also in `output_dir/metrics.json`).
+
+    `callbacks` are added to the Trainer's (e.g. to watch or stop a run from Python)."""
     protocol = config["protocol"]
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     args = training_arguments(config, world_size)
@@ -144,7 +148,7 @@ def run(config: dict[str, Any], command: str = "") -> dict[str, float]:
     model = build_model(config, id2label)
     processor = build_processor(config["data"], model.config)
 
-    callbacks = []
+    callbacks = list(callbacks)
     knn = config.get("knn_monitor") or {}
     if protocol == "pretrain" and knn.get("every_n_epochs"):
         callbacks.append(
@@ -188,6 +192,7 @@ def run(config: dict[str, Any], command: str = "") -> dict[str, float]:
         card = write_model_card(args.output_dir, config, metrics, command=command, repo_id=repo_id, world_size=world_size)
         if args.push_to_hub:
             upload_card_and_metrics(trainer, card)
+        logger.info("measured: %s", json.dumps(metrics))
     return metrics
 
 
@@ -236,6 +241,4 @@ def main(protocol: str, argv: Sequence[str] | None = None) -> dict[str, float]:
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
     torch.set_float32_matmul_precision("high")  # TF32 matmuls on Ampere+ GPUs; no effect on CPUs
     config, command = parse_command_line(protocol, argv)
-    metrics = run(config, command)
-    logger.info("measured: %s", json.dumps(metrics))
-    return metrics
+    return run(config, command)
