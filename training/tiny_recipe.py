@@ -158,9 +158,20 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m training.tiny_recipe", description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", default="outputs/tiny_recipe")
     parser.add_argument("--num_samples", type=int, default=800, help="synthetic clips, train + test")
+    parser.add_argument(
+        "--pretrain_epochs",
+        type=int,
+        default=20,
+        help="pre-training epochs of MAMP and of the baseline (warm-up: a tenth of them; kNN monitor: at half and end)",
+    )
     args = parser.parse_args(argv)
+    if args.pretrain_epochs < 2:
+        parser.error(f"--pretrain_epochs must be at least 2, got {args.pretrain_epochs}.")
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
-    results = run_tiny_recipe(args.output_dir, num_samples=args.num_samples)
+    epochs = args.pretrain_epochs
+    pretrain = [f"schedule.epochs={epochs}", f"schedule.warmup_epochs={max(1, epochs // 10)}"]
+    pretrain.append(f"knn_monitor.every_n_epochs={epochs // 2}")
+    results = run_tiny_recipe(args.output_dir, {"pretrain": pretrain}, num_samples=args.num_samples)
     print(f"\n{shlex.join(['python', '-m', 'training.tiny_recipe', *(sys.argv[1:] if argv is None else argv)])}\n")
     print(results_table(results))
     print(f"\nLoss curves: {Path(args.output_dir) / 'loss_curve.png'}; folders and model cards in {args.output_dir}/")
