@@ -127,6 +127,27 @@ def test_training_output_is_the_resized_random_crop_and_is_seeded():
         torch.testing.assert_close(first[b], expected, rtol=0, atol=0)
 
 
+def test_batches_longer_than_a_processing_block():
+    """The processor works in blocks of samples: every sample of a 19-sample batch gets its own crop and rotation."""
+    lengths = [300, 1, 2, 64, 137, 299, 80, 65, 200, 90, 150, 64, 100, 250, 70, 120, 66, 300, 75]
+    sequences = random_sequences(len(lengths), lengths)
+    processor = MampSkeletonProcessor(num_frames=24)
+    batched = processor(sequences, layout="MTVC")["skeleton_values"]
+    one_by_one = torch.cat([processor(sample, layout="MTVC")["skeleton_values"] for sample in sequences])
+    torch.testing.assert_close(batched, one_by_one, rtol=0, atol=0)
+
+    rotated = processor(sequences, training=True, layout="MTVC", seed=3)["skeleton_values"]
+    unrotated = MampSkeletonProcessor(num_frames=24, do_random_rotation=False)(
+        sequences, training=True, layout="MTVC", seed=3
+    )["skeleton_values"]  # the same crops: they are drawn before the angles
+    generator = torch.Generator().manual_seed(3)
+    torch.rand(2, len(lengths), generator=generator, dtype=torch.float64)  # the crop draws
+    angles = (torch.rand(len(lengths), 3, generator=generator, dtype=torch.float64) * 2 - 1) * processor.rotation_range
+    matrices = _rotation_matrices(angles).float()
+    expected = torch.einsum("bmtvc,bdc->bmtvd", unrotated, matrices)
+    torch.testing.assert_close(rotated, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_random_rotation():
     # R = Rz @ Ry @ Rx with the sign convention of the official augmentation.
     a = 0.3

@@ -22,6 +22,7 @@ from transformers import TrainerCallback
 
 from mamp_hub import MampForSkeletonClassification
 from training.config import load_config
+from training.data import build_datasets
 from training.knn import knn_classify
 from training.metrics import top_k_accuracy
 from training.model_card import render_model_card
@@ -220,6 +221,27 @@ def synthetic_npz(tmp_path_factory) -> Path:
 def logged_losses(output_dir: Path) -> list[float]:
     history = json.loads((output_dir / "trainer_state.json").read_text())["log_history"]
     return [entry["loss"] for entry in history if "loss" in entry]
+
+
+def test_tiny_recipe_pretraining_budget():
+    from training.tiny_recipe import main, pretraining_budget
+
+    assert load_config(TINY / "pretrain_mamp.yaml", pretraining_budget(20)) == load_config(TINY / "pretrain_mamp.yaml")
+    config = load_config(TINY / "pretrain_skeletonmae.yaml", pretraining_budget(100))
+    assert (config["schedule"]["epochs"], config["schedule"]["warmup_epochs"]) == (100, 10)
+    assert config["knn_monitor"]["every_n_epochs"] == 50
+    with pytest.raises(SystemExit):
+        main(["--pretrain_epochs", "1"])
+
+
+def test_data_section_errors(synthetic_npz):
+    with pytest.raises(ValueError, match="data.dataset must be one of"):
+        build_datasets({"dataset": "synthetic", "path": str(synthetic_npz)})
+    with pytest.raises(ValueError, match="data.path is required"):
+        build_datasets({"dataset": "ntu"})
+    full, _, id2label = build_datasets({"dataset": "npz", "path": str(synthetic_npz)})
+    labelled, _, _ = build_datasets({"dataset": "npz", "path": str(synthetic_npz), "train_fraction": 0.1})
+    assert len(id2label) == 10 and len(labelled) == round(0.1 * len(full))
 
 
 def test_tiny_recipe_end_to_end(tmp_path):

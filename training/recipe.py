@@ -139,7 +139,8 @@ def run(
 ) -> dict[str, float]:
     """Train, evaluate and save one recipe; returns the measured metrics (also in `output_dir/metrics.json`).
 
-    `callbacks` are added to the Trainer's (e.g. to watch or stop a run from Python)."""
+    `callbacks` are added to the Trainer's (e.g. to watch or stop a run from Python).
+    """
     protocol = config["protocol"]
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     args = training_arguments(config, world_size)

@@ -1,6 +1,6 @@
 """The tiny CPU recipe: the whole pipeline on SYNTHETIC data in a few minutes on 2 CPU cores.
 
-    python -m training.tiny_recipe [--output_dir outputs/tiny_recipe]
+    python -m training.tiny_recipe [--output_dir outputs/tiny_recipe] [--pretrain_epochs 20]
 
 Every stage goes through `training.recipe.run`, the code of the full recipes, with the configs in
 `training/configs/tiny/` (the paper's optimisers, schedules and heads; a small model, few epochs):
@@ -154,6 +154,15 @@ def plot_loss_curves(output_dir: Path, path: Path) -> None:
     plt.close(figure)
 
 
+def pretraining_budget(epochs: int) -> list[str]:
+    """Overrides of both pre-trainings for `epochs` epochs: a tenth of them warm-up, the kNN monitor at half and end."""
+    return [
+        f"schedule.epochs={epochs}",
+        f"schedule.warmup_epochs={max(1, epochs // 10)}",
+        f"knn_monitor.every_n_epochs={epochs // 2}",
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m training.tiny_recipe", description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", default="outputs/tiny_recipe")
@@ -168,10 +177,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.pretrain_epochs < 2:
         parser.error(f"--pretrain_epochs must be at least 2, got {args.pretrain_epochs}.")
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
-    epochs = args.pretrain_epochs
-    pretrain = [f"schedule.epochs={epochs}", f"schedule.warmup_epochs={max(1, epochs // 10)}"]
-    pretrain.append(f"knn_monitor.every_n_epochs={epochs // 2}")
-    results = run_tiny_recipe(args.output_dir, {"pretrain": pretrain}, num_samples=args.num_samples)
+    overrides = {"pretrain": pretraining_budget(args.pretrain_epochs)}
+    results = run_tiny_recipe(args.output_dir, overrides, num_samples=args.num_samples)
     print(f"\n{shlex.join(['python', '-m', 'training.tiny_recipe', *(sys.argv[1:] if argv is None else argv)])}\n")
     print(results_table(results))
     print(f"\nLoss curves: {Path(args.output_dir) / 'loss_curve.png'}; folders and model cards in {args.output_dir}/")
