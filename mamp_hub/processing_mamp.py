@@ -1,10 +1,9 @@
 """Skeleton-sequence processor for MAMP: valid-frame crop, resize along time, random rotation.
 
 The numerics follow the official feeder (`valid_crop_resize` and `random_rot` of the MAMP code base) but
-run on a whole batch at once: every sample gets its own crop window, and one gather plus one blend resize
-all of them to the model's frame count. It is a data-pipeline step: it works on the CPU, in NumPy (whose
-float64 arithmetic the exact resize needs, and which is several times faster than torch's at it), and
-returns torch tensors.
+run on a whole batch at once: every sample gets its own crop window, and a gather of each sample's rows
+plus one fused multiply-add per block of samples resize all of them to the model's frame count. It is a
+data-pipeline step: it works on the CPU and returns torch tensors.
 """
 
 from __future__ import annotations
@@ -52,6 +51,7 @@ def _rotation_matrices(angles: torch.Tensor) -> torch.Tensor:
     return rot_z @ rot_y @ rot_x
 
 
+# Samples resized together: their gathered neighbours (about 1 MB) stay in the CPU cache for the blend.
 _SAMPLES_PER_BLOCK = 8
 
 
@@ -180,30 +180,25 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
         if seed is not None:
             generator = torch.Generator().manual_seed(seed)
 
-        batch = self._to_time_major_batch(sequences, layout)  # (B, T, M, V, C)
-        batch_size, _, persons, joints, channels = batch.shape
-        flat = batch.reshape(batch_size, batch.shape[1], -1)  # (B, T, M*V*C); a view for NTU rows
+        samples = self._time_major_samples(sequences, layout)  # B arrays (T_b, M*V*C)
+        batch_size, persons, channels = len(samples), self.max_persons, self.num_channels
+        empty = [b for b, sample in enumerate(samples) if len(sample) == 0]
+        if empty:
+            raise ValueError(f"Sequences {empty} have no frames; pass sequences with at least one frame.")
 
-        # Frame sums by a matrix-vector product (BLAS), several times faster than `sum(axis=-1)` on short rows.
-        valid_frames = np.count_nonzero(flat @ np.ones(flat.shape[-1], dtype=np.float32), axis=1)
+        # Each sample's frame sums by a matrix-vector product (BLAS), reading the sample once where it lies (rows
+        # of a memory map, say): stacking the batch first would copy all of it.
+        ones = np.ones(samples[0].shape[1], dtype=np.float32)
+        valid_frames = np.array([np.count_nonzero(sample @ ones) for sample in samples])
         start, length = self._crop_windows(valid_frames, training, generator)
-        rotation = None
+        values = self._resize(samples, start, length)  # (B, M, num_frames, V*C)
         if training and self.do_random_rotation:
             angles = (torch.rand(batch_size, 3, generator=generator, dtype=torch.float64) * 2 - 1) * self.rotation_range
-            rotation = _rotation_matrices(angles).numpy().astype(np.float32).transpose(0, 2, 1)  # row vectors: p @ R^T
+            rotation = _rotation_matrices(angles).float().transpose(1, 2)  # for row vectors: p @ R^T
+            values = torch.bmm(values.view(batch_size, -1, channels), rotation)
 
-        values = np.empty((batch_size, persons, self.num_frames, joints, channels), dtype=np.float32)
-        # Blocks of samples whose intermediates (about 2 MB) stay in the CPU cache: at batch 32, about 3x faster
-        # than the whole batch at once.
-        for block in range(0, batch_size, _SAMPLES_PER_BLOCK):
-            rows = slice(block, block + _SAMPLES_PER_BLOCK)
-            resized = self._resize(flat[rows], start[rows], length[rows])  # (b, T', M*V*C)
-            if rotation is not None:
-                resized = (resized.reshape(len(resized), -1, channels) @ rotation[rows]).reshape(resized.shape)
-            values[rows] = resized.reshape(-1, self.num_frames, persons, joints, channels).transpose(0, 2, 1, 3, 4)
-
-        skeleton_values = values if return_tensors == "np" else torch.from_numpy(values)
-        return BatchFeature({"skeleton_values": skeleton_values})
+        values = values.view(batch_size, persons, self.num_frames, self.num_joints, channels)
+        return BatchFeature({"skeleton_values": values.numpy() if return_tensors == "np" else values})
 
     # ------------------------------------------------------------------ crop and resize
 
@@ -225,39 +220,48 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
         # An all-zero sequence has no valid frame: read its first (zero) frame, which yields zeros.
         return start.astype(np.int64), np.maximum(length, 1).astype(np.int64)
 
-    def _resize(self, flat: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.ndarray:
+    def _resize(self, samples: Sequence[np.ndarray], start: np.ndarray, length: np.ndarray) -> torch.Tensor:
         """Linear resize of frames [start, start + length) of each sample to `num_frames` frames.
 
         Reproduces `F.interpolate(mode="bilinear", align_corners=False)` along time bit for bit: source
         position `s = max(scale * (t + 0.5) - 0.5, 0)` with `scale = length / num_frames` in float32, then
         `(1 - w) * x[floor(s)] + w * x[floor(s) + 1]` with `w = s - floor(s)` (the second index clamped to
-        the crop). PyTorch's CPU kernel evaluates the position and the blend with fused multiply-adds: the
-        blend rounds `w * x[floor(s) + 1]` to float32 and adds `(1 - w) * x[floor(s)]` to it with one rounding,
-        which float64 arithmetic reproduces here (a product of two float32 values is exact in float64).
+        the crop). PyTorch's CPU kernel evaluates the blend as one fused multiply-add on the rounded product
+        `w * x[floor(s) + 1]`; `torch.addcmul` on that product is the same fused multiply-add, so both round
+        alike (tests/test_processor.py checks it against `F.interpolate` on the installed PyTorch).
 
         Args:
-            flat: (B, T, F) sequences.
+            samples: B arrays (T_b, P * F): P persons of F values per frame.
             start, length: (B,) crop windows.
 
         Returns:
-            (B, num_frames, F) float32.
+            (B, P, num_frames, F) float32.
         """
-        batch_size, frames, features = flat.shape
+        batch_size, persons = len(samples), self.max_persons
+        features = samples[0].shape[1] // persons
         scale = (length.astype(np.float32) / np.float32(self.num_frames)).astype(np.float64)
         source = (scale[:, None] * (np.arange(self.num_frames) + 0.5) - 0.5).astype(np.float32)
         np.maximum(source, 0, out=source)  # (B, num_frames)
         index0 = source.astype(np.int64)  # truncation == floor for non-negative positions
-        weight1 = (source - index0.astype(np.float32))[..., None]  # exact: the fractional part
+        weight1 = torch.from_numpy(source - index0.astype(np.float32))[:, None, :, None]  # exact: fractional part
+        weight0 = 1 - weight1
         index1 = np.minimum(index0 + 1, length[:, None] - 1)
+        rows = np.concatenate([index0, index1], axis=1) + start[:, None]  # (B, 2 * num_frames): both neighbours
 
-        # Rows of the (B * T, F) table: one gather of both neighbours of every output frame.
-        table = np.ascontiguousarray(flat).reshape(batch_size * frames, features)  # a view for NTU rows
-        first_row = (np.arange(batch_size) * frames + start)[:, None]
-        neighbours = table.take(np.stack([first_row + index0, first_row + index1]).ravel(), axis=0)
-        frame0, frame1 = neighbours.reshape(2, batch_size, self.num_frames, features)
-        np.multiply(frame1, weight1, out=frame1)  # rounded to float32, as the kernel's unfused product
-        blended = np.multiply(frame0, 1 - weight1, dtype=np.float64)  # exact: 24-bit x 24-bit mantissas
-        return np.add(blended, frame1, out=frame0, casting="same_kind")  # one rounding to float32
+        # The output is allocated before the scratch: freed scratch then lies above it in the heap and is
+        # reused by the next call instead of being returned to the system and faulted in again.
+        resized = torch.empty(batch_size, persons, self.num_frames, features)
+        scratch = np.empty((_SAMPLES_PER_BLOCK, 2 * self.num_frames, persons * features), dtype=np.float32)
+        neighbours = torch.from_numpy(scratch).view(_SAMPLES_PER_BLOCK, 2, self.num_frames, persons, features)
+        for first in range(0, batch_size, _SAMPLES_PER_BLOCK):
+            block = slice(first, min(first + _SAMPLES_PER_BLOCK, batch_size))
+            for sample, sample_rows, out in zip(samples[block], rows[block], scratch, strict=False):
+                # mode="clip" (the rows are in range) writes straight into `out`; "raise" would buffer it.
+                sample.take(sample_rows, axis=0, out=out, mode="clip")
+            frame0, frame1 = neighbours[: block.stop - first].transpose(2, 3).unbind(1)  # (b, P, num_frames, F)
+            frame1.mul_(weight1[block])  # rounded to float32, as in the kernel
+            torch.addcmul(frame1, frame0, weight0[block], out=resized[block])  # + (1 - w) * x0, one rounding
+        return resized
 
     # ------------------------------------------------------------------ input layouts
 
@@ -301,36 +305,35 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
             raise ValueError(f"A skeleton array of shape {tuple(shape)} is ambiguous ({readings}); pass `layout=`.")
         return candidates[0]
 
-    def _to_time_major(self, array: np.ndarray, layout: str, frames: int | None = None) -> np.ndarray:
-        """(B, ...) batch in `layout` -> (B, T, M, V, C) with M padded to `max_persons` (and T to `frames`)."""
+    def _to_time_major(self, array: np.ndarray, layout: str) -> np.ndarray:
+        """(B, ...) batch in `layout` -> (B, T, max_persons * V * C) contiguous; a view for NTU rows of two persons."""
         if layout == "ntu_flat":
-            array = array.reshape(*array.shape[:2], -1, self.num_joints, self.num_channels)
+            persons = array.shape[2] // (self.num_joints * self.num_channels)
+            array = array.reshape(*array.shape[:2], persons, self.num_joints, self.num_channels)
         elif layout == "CTVM":
             array = array.transpose(0, 2, 4, 3, 1)
         elif layout == "MTVC":
             array = array.transpose(0, 2, 1, 3, 4)
         else:  # TVC
             array = array[:, :, None]
-        batch_size, length, persons = array.shape[:3]  # at most max_persons persons: `_fits` checked it
-        frames = frames or length
-        if persons == self.max_persons and frames == length:
-            return array
-        padded = np.zeros((batch_size, frames, self.max_persons, *array.shape[3:]), dtype=np.float32)
-        padded[:, :length, :persons] = array
-        return padded
+        batch_size, frames, persons = array.shape[:3]  # at most max_persons persons: `_fits` checked it
+        if persons < self.max_persons:
+            padded = np.zeros((batch_size, frames, self.max_persons, *array.shape[3:]), dtype=np.float32)
+            padded[:, :, :persons] = array
+            array = padded
+        return np.ascontiguousarray(array).reshape(
+            batch_size, frames, self.max_persons * self.num_joints * self.num_channels
+        )
 
-    def _to_time_major_batch(self, sequences: SkeletonInput, layout: str | None) -> np.ndarray:
-        """Any accepted input -> (B, T, M, V, C) float32, shorter sequences padded with zero frames."""
-        if isinstance(sequences, (list, tuple)):
-            if len(sequences) == 0:
-                raise ValueError("Got an empty list of sequences; pass at least one sequence.")
-            arrays = [_as_float_array(sequence) for sequence in sequences]
-            layouts = [self._resolve_layout(array.shape, layout, batched=False)[0] for array in arrays]
-            time_axis = {"ntu_flat": 0, "CTVM": 1, "MTVC": 1, "TVC": 0}
-            frames = max(array.shape[time_axis[name]] for array, name in zip(arrays, layouts, strict=True))
-            return np.concatenate(
-                [self._to_time_major(a[None], name, frames) for a, name in zip(arrays, layouts, strict=True)]
-            )
-        array = _as_float_array(sequences)
-        name, batched = self._resolve_layout(array.shape, layout, batched=None)
-        return self._to_time_major(array if batched else array[None], name)
+    def _time_major_samples(self, sequences: SkeletonInput, layout: str | None) -> list[np.ndarray]:
+        """Any accepted input -> one (T_b, max_persons * V * C) float32 array per sample. Sequences keep their
+        lengths (no padding to a common length) and, as rows of an NTU file, their memory (no copy)."""
+        if not isinstance(sequences, (list, tuple)):
+            array = _as_float_array(sequences)
+            name, batched = self._resolve_layout(array.shape, layout, batched=None)
+            return list(self._to_time_major(array if batched else array[None], name))
+        if len(sequences) == 0:
+            raise ValueError("Got an empty list of sequences; pass at least one sequence.")
+        arrays = [_as_float_array(sequence) for sequence in sequences]
+        layouts = {shape: self._resolve_layout(shape, layout, batched=False)[0] for shape in {a.shape for a in arrays}}
+        return [self._to_time_major(array[None], layouts[array.shape])[0] for array in arrays]

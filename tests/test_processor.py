@@ -54,7 +54,8 @@ def test_resize_is_bilinear_interpolation_of_the_crop(num_frames):
     flat = as_layout(sequences, "ntu_flat")
     start = np.array([0, 0, 0, 5, 30, 1])
     length = np.array([300, 1, 2, 50, 100, 298])
-    resized = torch.from_numpy(processor._resize(flat, start, length))
+    resized = processor._resize(list(flat), start, length)  # (B, M, num_frames, V*C)
+    resized = resized.transpose(1, 2).reshape(len(flat), num_frames, -1)  # (B, num_frames, M*V*C) as `flat`
     for b in range(len(start)):
         window = torch.from_numpy(flat[b, start[b] : start[b] + length[b]]).T[None, None]  # (1, 1, F, length)
         expected = F.interpolate(window, size=(window.shape[2], num_frames), mode="bilinear", align_corners=False)
@@ -207,6 +208,11 @@ def test_save_and_load(tmp_path):
         (lambda: np.zeros((300, 150), np.float32), {"layout": "NTU"}, "Unknown layout"),
         (lambda: np.zeros((300, 150), np.float32), {"return_tensors": "tf"}, "return_tensors"),
         (lambda: [], {}, "empty list"),
+        (
+            lambda: [np.ones((30, 150), np.float32), np.zeros((0, 150), np.float32)],
+            {},
+            r"Sequences \[1\] have no frames",
+        ),
     ],
 )
 def test_bad_inputs_say_what_to_pass(make_input, kwargs, message):

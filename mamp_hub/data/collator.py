@@ -15,8 +15,8 @@ from ..processing_mamp import MampSkeletonProcessor
 class SkeletonDataCollator:
     """`data_collator` for `Trainer` / `DataLoader(collate_fn=...)` over the skeleton data sets.
 
-    Stacks the items' raw sequences (or, when their lengths differ, hands them to the processor as a list,
-    which pads them with zero frames), runs `processor` once on the batch and returns
+    Hands the items' raw sequences to `processor` as one list (their lengths may differ; nothing is stacked
+    or padded, so rows of a memory map are read once, where they lie) and returns
     `{"skeleton_values": (B, M, T, V, C) float32, "labels": (B,) int64}` (`labels` only when items have them).
 
     `Trainer` uses one collator for training and evaluation; to train with the random crop and evaluate with
@@ -42,14 +42,7 @@ class SkeletonDataCollator:
             raise ValueError("Got an empty batch; pass at least one item.")
         sequences = [feature["skeleton_values"] for feature in features]
         layout = self.layout or self.processor.infer_layout(np.shape(sequences[0]))
-        if all(np.shape(sequence) == np.shape(sequences[0]) for sequence in sequences):
-            if isinstance(sequences[0], torch.Tensor):
-                batch = torch.stack(sequences)
-            else:
-                batch = np.stack(sequences)
-            inputs = self.processor(batch, training=self.training, layout=layout, generator=self.generator)
-        else:
-            inputs = self.processor(sequences, training=self.training, layout=layout, generator=self.generator)
+        inputs = self.processor(sequences, training=self.training, layout=layout, generator=self.generator)
 
         output = {"skeleton_values": inputs["skeleton_values"]}
         if "labels" in features[0]:

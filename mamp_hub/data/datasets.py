@@ -173,7 +173,9 @@ class ArraySkeletonDataset(Dataset):
         labels = labels_from_targets(np.asarray(labels))
         if len(sequences) != len(labels):
             raise ValueError(f"Got {len(sequences)} sequences but {len(labels)} labels; pass one label per sequence.")
-        self.sequences = sequences
+        # Items are slices: a plain ndarray view of a memory map slices in C, where np.memmap's __getitem__ runs
+        # Python code for every item.
+        self.sequences = sequences.view(np.ndarray) if isinstance(sequences, np.memmap) else sequences
         self.labels = labels
         self.layout = layout
         num_classes = int(labels.max()) + 1 if len(labels) else 0
