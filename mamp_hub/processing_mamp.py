@@ -194,8 +194,9 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
         values = self._resize(samples, start, length)  # (B, M, num_frames, V*C)
         if training and self.do_random_rotation:
             angles = (torch.rand(batch_size, 3, generator=generator, dtype=torch.float64) * 2 - 1) * self.rotation_range
-            rotation = _rotation_matrices(angles).float().transpose(1, 2)  # for row vectors: p @ R^T
-            values = torch.bmm(values.view(batch_size, -1, channels), rotation)
+            rotation = _rotation_matrices(angles).numpy().astype(np.float32).transpose(0, 2, 1)  # row vectors: p @ R^T
+            # NumPy's matmul runs one BLAS product per sample: several times faster than torch.bmm at k = n = 3.
+            values = torch.from_numpy(values.numpy().reshape(batch_size, -1, channels) @ rotation)
 
         values = values.view(batch_size, persons, self.num_frames, self.num_joints, channels)
         return BatchFeature({"skeleton_values": values.numpy() if return_tensors == "np" else values})
