@@ -252,10 +252,11 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
         # The output is allocated before the scratch: freed scratch then lies above it in the heap and is
         # reused by the next call instead of being returned to the system and faulted in again.
         resized = torch.empty(batch_size, persons, self.num_frames, features)
-        scratch = np.empty((_SAMPLES_PER_BLOCK, 2 * self.num_frames, persons * features), dtype=np.float32)
-        neighbours = torch.from_numpy(scratch).view(_SAMPLES_PER_BLOCK, 2, self.num_frames, persons, features)
-        for first in range(0, batch_size, _SAMPLES_PER_BLOCK):
-            block = slice(first, min(first + _SAMPLES_PER_BLOCK, batch_size))
+        block_size = min(_SAMPLES_PER_BLOCK, batch_size)
+        scratch = np.empty((block_size, 2 * self.num_frames, persons * features), dtype=np.float32)
+        neighbours = torch.from_numpy(scratch).view(block_size, 2, self.num_frames, persons, features)
+        for first in range(0, batch_size, block_size):
+            block = slice(first, min(first + block_size, batch_size))
             for sample, sample_rows, out in zip(samples[block], rows[block], scratch, strict=False):
                 # mode="clip" (the rows are in range) writes straight into `out`; "raise" would buffer it.
                 sample.take(sample_rows, axis=0, out=out, mode="clip")
