@@ -39,7 +39,7 @@ def plot(rows: list[tuple[str, str, float]], output: str, title: str) -> None:
 
     tasks = list(dict.fromkeys(task for task, _, _ in rows))
     colors = dict(zip(tasks, plt.get_cmap("tab10").colors, strict=False))
-    figure, axes = plt.subplots(figsize=(8, 0.38 * len(rows) + 1.4))
+    figure, axes = plt.subplots(figsize=(9, 0.38 * len(rows) + 1.4))
     positions = range(len(rows))[::-1]
     axes.barh(list(positions), [s for _, _, s in rows], color=[colors[task] for task, _, _ in rows])
     axes.set_yticks(list(positions), [f"{task}: {variant}" for task, variant, _ in rows], fontsize=8)
@@ -49,7 +49,7 @@ def plot(rows: list[tuple[str, str, float]], output: str, title: str) -> None:
             axes.plot([TARGETS[task]] * 2, [y - 0.4, y + 0.4], "k--", linewidth=1)
     axes.axvline(1.0, color="grey", linewidth=0.8)
     axes.set_xlabel("speed-up over the authors' code (dashed: target)")
-    axes.set_title(title, fontsize=10)
+    figure.suptitle(title, fontsize=10)
     axes.set_xlim(0, max(max(s for _, _, s in rows), *TARGETS.values()) * 1.15)
     figure.tight_layout()
     figure.savefig(output, dpi=120)
