@@ -16,7 +16,7 @@ class SkeletonDataCollator:
     """`data_collator` for `Trainer` / `DataLoader(collate_fn=...)` over the skeleton data sets.
 
     Hands the items' raw sequences to `processor` as one list (their lengths may differ; nothing is stacked
-    or padded, so rows of a memory map are read once, where they lie) and returns
+    or padded, so rows of a memory map are read in place) and returns
     `{"skeleton_values": (B, M, T, V, C) float32, "labels": (B,) int64}` (`labels` only when items have them).
 
     `Trainer` uses one collator for training and evaluation; to train with the random crop and evaluate with
