@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zipfile
+
 import numpy as np
 import pytest
 import torch
@@ -19,6 +21,7 @@ from mamp_hub.data import (
     semi_supervised_indices,
     semi_supervised_subset,
 )
+from mamp_hub.data.datasets import ALIGNMENT
 from mamp_hub.skeletons import ACTION_NAMES, NTU_BONES, NTU_MIRROR_PAIRS, NTU_PARENTS, get_id2label
 
 
@@ -62,7 +65,11 @@ def test_npz_writer_streams_rows_and_np_load_reads_the_file(tmp_path):
     with np.load(tmp_path / "out.npz", allow_pickle=False) as loaded:
         np.testing.assert_array_equal(loaded["rows"], rows)
         assert loaded["names"].tolist() == ["a", "bc"] and loaded["scalar"].shape == ()
-    np.testing.assert_array_equal(load_npz(tmp_path / "out.npz")["rows"], rows)
+    mapped = load_npz(tmp_path / "out.npz")
+    np.testing.assert_array_equal(mapped["rows"], rows)
+    assert zipfile.ZipFile(tmp_path / "out.npz").testzip() is None
+    for name, array in mapped.items():  # unaligned arrays are copied whole by NumPy's take, matmul, ...
+        assert isinstance(array, np.memmap) and array.ctypes.data % ALIGNMENT == 0, name
     with pytest.raises(ValueError, match="declared with 6 rows"), NpzWriter(tmp_path / "bad.npz") as writer:
         writer.add_rows("rows", iter(rows), num_rows=6, row_shape=(7, 3), dtype=np.float32)
     assert not (tmp_path / "bad.npz").exists() and not (tmp_path / "bad.npz.partial").exists()

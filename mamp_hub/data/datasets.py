@@ -10,9 +10,11 @@ in `MampSkeletonProcessor` (through `SkeletonDataCollator`).
 from __future__ import annotations
 
 import os
+import struct
+import time
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from torch.utils.data import Dataset, Subset
@@ -20,6 +22,11 @@ from torch.utils.data import Dataset, Subset
 from ..skeletons import get_id2label
 
 SPLITS = ("train", "test")
+
+# `NpzWriter` starts each array's data at a multiple of this many bytes in the file.
+ALIGNMENT = 64
+# Zip extra-field ID of the padding that aligns the data (the one Android's zipalign writes).
+_ALIGNMENT_EXTRA_ID = 0xD935
 
 
 # ---------------------------------------------------------------------------------------------------- .npz files
@@ -81,7 +88,8 @@ class NpzWriter:
     """Writes an `.npz` file (uncompressed, loadable by `np.load` and mappable by `load_npz`) array by array.
 
     `add_rows` streams an array row by row, so a file larger than memory (NTU-120: 20 GB) can be written.
-    The file appears under its name only when the writer closes without error.
+    Each array's data starts at a multiple of `ALIGNMENT` (64) bytes in the file, so its memory maps are
+    aligned. The file appears under its name only when the writer closes without error.
 
     Example:
 
@@ -101,7 +109,7 @@ class NpzWriter:
         array = np.asanyarray(array)
         if array.dtype.hasobject:
             raise ValueError(f"Array {name!r} holds Python objects; store numbers or fixed-width strings.")
-        with self._archive.open(name + ".npy", "w", force_zip64=True) as member:
+        with self._open_member(name) as member:
             np.lib.format.write_array(member, np.asarray(array, order="C"), allow_pickle=False)
 
     def add_rows(
@@ -111,7 +119,7 @@ class NpzWriter:
         dtype, row_shape = np.dtype(dtype), tuple(row_shape)
         header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (num_rows, *row_shape)}
         written = 0
-        with self._archive.open(name + ".npy", "w", force_zip64=True) as member:
+        with self._open_member(name) as member:
             np.lib.format.write_array_header_2_0(member, header)
             for row in rows:
                 if row.shape != row_shape:
@@ -120,6 +128,23 @@ class NpzWriter:
                 written += 1
         if written != num_rows:
             raise ValueError(f"{name!r} was declared with {num_rows} rows but got {written}.")
+
+    def _open_member(self, name: str) -> IO[bytes]:
+        """Opens member `name.npy` for writing, its data starting at a multiple of `ALIGNMENT` bytes in the file.
+
+        A `.npy` header fills a multiple of 64 bytes, so the array's data is aligned too, and so are memory maps
+        of it (`load_npz`). NumPy treats a misaligned array as unaligned and copies it whole before `take`,
+        matrix products and the like (`np.savez` members start wherever the zip headers end).
+        """
+        info = zipfile.ZipInfo(name + ".npy", date_time=time.localtime()[:6])
+        info.compress_type = zipfile.ZIP_STORED
+        # Local header: 30 bytes, the name, the extra field, then the zip64 sizes (20 bytes, forced below).
+        unpadded = self._archive.fp.tell() + 30 + len(info.filename.encode()) + 20
+        padding = -unpadded % ALIGNMENT
+        if padding:
+            padding += ALIGNMENT if padding < 4 else 0  # an extra-field block needs 4 bytes of header
+            info.extra = struct.pack("<HH", _ALIGNMENT_EXTRA_ID, padding - 4) + bytes(padding - 4)
+        return self._archive.open(info, "w", force_zip64=True)
 
     def close(self) -> None:
         self._archive.close()
