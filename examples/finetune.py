@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         weight_decay=0.05,
         # The head's BatchNorm cannot train on a batch of one clip: drop an incomplete last batch.
         dataloader_drop_last=True,
-        # Items are {"skeleton_values", "labels"} dicts that the collator consumes whole.
+        # Items are {"skeleton_values", "labels", "valid_frames"} dicts that the collator consumes whole.
         remove_unused_columns=False,
         save_strategy="no",
         logging_steps=10,

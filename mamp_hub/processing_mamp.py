@@ -30,6 +30,26 @@ def _as_float_array(array: np.ndarray | torch.Tensor) -> np.ndarray:
     return np.asarray(array, dtype=np.float32)
 
 
+def count_valid_frames(sequence: np.ndarray, layout: str = "ntu_flat") -> int:
+    """Valid frames of ONE sequence: frames whose values do not sum to zero (the official feeders' rule; the
+    standard files pad sequences with zero frames). `MampSkeletonProcessor` counts the same way when it is not
+    given `valid_frames`: the sum of each time-major row (persons, joints, channels).
+
+    Args:
+        sequence: one sequence in `layout` (see `LAYOUT_NDIMS`).
+        layout: `"ntu_flat"` (T, M*V*C), `"CTVM"`, `"MTVC"` or `"TVC"`.
+    """
+    if layout not in LAYOUT_NDIMS:
+        raise ValueError(f"Unknown layout {layout!r}; pass one of {list(LAYOUT_NDIMS)}.")
+    sequence = np.asarray(sequence, dtype=np.float32)
+    if layout == "CTVM":
+        sequence = sequence.transpose(1, 3, 2, 0)
+    elif layout == "MTVC":
+        sequence = sequence.transpose(1, 0, 2, 3)
+    frames = sequence.reshape(len(sequence), -1)  # (T, values per frame); a copy only for CTVM and MTVC
+    return int(np.count_nonzero(frames @ np.ones(frames.shape[1], dtype=np.float32)))  # BLAS mat-vec
+
+
 def _rotation_matrices(angles: torch.Tensor) -> torch.Tensor:
     """Rotation matrices R = Rz @ Ry @ Rx of the official `random_rot` augmentation.
 
@@ -157,6 +177,7 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
         return_tensors: str = "pt",
         generator: torch.Generator | None = None,
         seed: int | None = None,
+        valid_frames: Sequence[int] | np.ndarray | None = None,
     ) -> BatchFeature:
         """
         Args:
@@ -169,6 +190,9 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
             return_tensors: `"pt"` (torch) or `"np"` (numpy).
             generator: torch generator for the training randomness (default: torch's global generator).
             seed: seeds a fresh generator instead; give at most one of `generator` and `seed`.
+            valid_frames: (B,) valid frames of each sequence (see `count_valid_frames`) when already known, e.g.
+                from the `"valid_frames"` of the data sets' items, which count each sequence once; counted here
+                (which reads every frame) when None.
 
         Returns:
             `BatchFeature` with `skeleton_values`: (B, max_persons, num_frames, num_joints, num_channels) float32.
@@ -186,10 +210,11 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
         if empty:
             raise ValueError(f"Sequences {empty} have no frames; pass sequences with at least one frame.")
 
-        # Each sample's frame sums by a matrix-vector product (BLAS), reading the sample where it lies (rows of a
-        # memory map, say): stacking the batch first would copy all of it.
-        ones = np.ones(samples[0].shape[1], dtype=np.float32)
-        valid_frames = np.array([np.count_nonzero(sample @ ones) for sample in samples])
+        # Each sample is read where it lies (rows of a memory map, say): stacking the batch would copy all of it.
+        if valid_frames is None:
+            valid_frames = np.array([count_valid_frames(sample) for sample in samples])
+        else:
+            valid_frames = self._checked_valid_frames(valid_frames, samples)
         start, length = self._crop_windows(valid_frames, training, generator)
         values = self._resize(samples, start, length)  # (B, M, num_frames, V*C)
         if training and self.do_random_rotation:
@@ -202,6 +227,19 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
         return BatchFeature({"skeleton_values": values.numpy() if return_tensors == "np" else values})
 
     # ------------------------------------------------------------------ crop and resize
+
+    @staticmethod
+    def _checked_valid_frames(valid_frames: Sequence[int] | np.ndarray, samples: Sequence[np.ndarray]) -> np.ndarray:
+        counts = np.asarray(valid_frames)
+        frames = np.array([len(sample) for sample in samples])
+        if counts.shape != frames.shape or not np.issubdtype(counts.dtype, np.integer):
+            raise ValueError(
+                f"`valid_frames` must hold one integer per sequence ({len(samples)}), got {counts.dtype} of shape "
+                f"{counts.shape}; pass the counts of `count_valid_frames`, or None to count here."
+            )
+        if ((counts < 0) | (counts > frames)).any():
+            raise ValueError(f"`valid_frames` {counts.tolist()} must be within 0 and each sequence's frames.")
+        return counts
 
     def _crop_windows(
         self, valid_frames: np.ndarray, training: bool, generator: torch.Generator | None
@@ -247,7 +285,8 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
         weight1 = torch.from_numpy(source - index0.astype(np.float32))[:, None, :, None]  # exact: fractional part
         weight0 = 1 - weight1
         index1 = np.minimum(index0 + 1, length[:, None] - 1)
-        rows = np.concatenate([index0, index1], axis=1) + start[:, None]  # (B, 2 * num_frames): both neighbours
+        rows = np.concatenate([index0, index1], axis=1)  # (B, 2 * num_frames): both neighbours, within the crop
+        stop = start + length
 
         # The output is allocated before the scratch: in the other order, most calls page-faulted their output
         # in afresh (measured in benchmarks/bench_pipeline.py's interleaved setting); in this one, none did.
@@ -257,9 +296,12 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
         neighbours = torch.from_numpy(scratch).view(block_size, 2, self.num_frames, persons, features)
         for first in range(0, batch_size, block_size):
             block = slice(first, min(first + block_size, batch_size))
-            for sample, sample_rows, out in zip(samples[block], rows[block], scratch, strict=False):
-                # mode="clip" (the rows are in range) writes straight into `out`; "raise" would buffer it.
-                sample.take(sample_rows, axis=0, out=out, mode="clip")
+            for sample, first_row, end_row, crop_rows, out in zip(
+                samples[block], start[block], stop[block], rows[block], scratch, strict=False
+            ):
+                # mode="clip" (the rows are in range) writes straight into `out`; "raise" would buffer it. NumPy
+                # copies a misaligned array (a memory map of an `np.savez` file) before `take`: only the crop, here.
+                sample[first_row:end_row].take(crop_rows, axis=0, out=out, mode="clip")
             frame0, frame1 = neighbours[: block.stop - first].transpose(2, 3).unbind(1)  # (b, P, num_frames, F)
             frame1.mul_(weight1[block])  # rounded to float32, as in the kernel
             torch.addcmul(frame1, frame0, weight0[block], out=resized[block])  # + (1 - w) * x0, one rounding
@@ -338,4 +380,10 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
             raise ValueError("Got an empty list of sequences; pass at least one sequence.")
         arrays = [_as_float_array(sequence) for sequence in sequences]
         layouts = {shape: self._resolve_layout(shape, layout, batched=False)[0] for shape in {a.shape for a in arrays}}
-        return [self._to_time_major(array[None], layouts[array.shape])[0] for array in arrays]
+        row = self.max_persons * self.num_joints * self.num_channels
+        return [
+            array  # already time-major with every person slot (NTU rows): as it lies
+            if layouts[array.shape] == "ntu_flat" and array.shape[1] == row and array.flags.c_contiguous
+            else self._to_time_major(array[None], layouts[array.shape])[0]
+            for array in arrays
+        ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pickle
 import zipfile
+from multiprocessing.reduction import ForkingPickler
 
 import numpy as np
 import pytest
@@ -22,6 +24,7 @@ from mamp_hub.data import (
     semi_supervised_subset,
 )
 from mamp_hub.data.datasets import ALIGNMENT
+from mamp_hub.processing_mamp import count_valid_frames
 from mamp_hub.skeletons import ACTION_NAMES, NTU_BONES, NTU_MIRROR_PAIRS, NTU_PARENTS, get_id2label
 
 
@@ -138,6 +141,27 @@ def test_collator_batches_with_one_processor_call(ntu60_file):
     assert [len(b["labels"]) for b in loader] == [4, 4]
 
 
+def test_items_carry_valid_frames_counted_once_and_shared_with_workers(ntu60_file, monkeypatch):
+    path, x, _ = ntu60_file
+    dataset = NTUSkeletonDataset(path)
+    assert not dataset.sequences.flags.aligned  # np.savez's members are misaligned: the slow path of NumPy
+    clone = pickle.loads(ForkingPickler.dumps(dataset))  # as a spawned worker receives it
+    processor = MampSkeletonProcessor(num_frames=16)
+    loader = DataLoader(
+        dataset, batch_size=4, num_workers=2, multiprocessing_context="fork", collate_fn=SkeletonDataCollator(processor)
+    )
+    batches = list(loader)  # the workers count
+    torch.testing.assert_close(batches[1]["skeleton_values"], processor(x[4:8])["skeleton_values"], rtol=0, atol=0)
+
+    def no_counting(*args):
+        raise AssertionError("counted again")
+
+    monkeypatch.setattr("mamp_hub.data.datasets.count_valid_frames", no_counting)
+    expected = [count_valid_frames(sequence) for sequence in x[:8]]
+    assert [dataset[i]["valid_frames"] for i in range(8)] == [clone[i]["valid_frames"] for i in range(8)] == expected
+    assert "valid_frames" not in ArraySkeletonDataset(x, np.zeros(len(x), int))[0]  # no layout: not counted
+
+
 def test_array_dataset_with_sequences_of_different_lengths():
     rng = np.random.default_rng(0)
     sequences = [rng.normal(size=(length, 25, 3)).astype(np.float32) for length in (70, 120, 300)]  # one person
@@ -148,7 +172,7 @@ def test_array_dataset_with_sequences_of_different_lengths():
     for i, sequence in enumerate(sequences):
         padded[i, : len(sequence)] = sequence
     torch.testing.assert_close(batch["skeleton_values"], processor(padded, layout="TVC")["skeleton_values"])
-    assert batch["labels"].tolist() == [2, 0, 1]
+    assert batch["labels"].tolist() == [2, 0, 1] and [dataset[i]["valid_frames"] for i in range(3)] == [70, 120, 300]
     with pytest.raises(ValueError, match="one label per sequence"):
         ArraySkeletonDataset(sequences, labels=[0, 1])
 

@@ -14,7 +14,7 @@ from safetensors.numpy import load_file
 from transformers import AutoFeatureExtractor
 
 from mamp_hub import MampSkeletonProcessor
-from mamp_hub.processing_mamp import _rotation_matrices
+from mamp_hub.processing_mamp import _rotation_matrices, count_valid_frames
 
 
 def random_sequences(batch: int, valid: list[int], frames: int = 300, persons: int = 2, seed: int = 0) -> np.ndarray:
@@ -183,6 +183,31 @@ def test_random_rotation():
 def test_all_zero_sequences_give_zeros():
     values = MampSkeletonProcessor(num_frames=16)(np.zeros((2, 300, 150), np.float32), training=True)
     assert values["skeleton_values"].abs().sum() == 0
+
+
+def test_given_valid_frames_crop_as_counted_ones():
+    sequences = random_sequences(5, [300, 77, 1, 0, 150])
+    sequences[1, :, 30] = 0  # a zero frame inside: not valid, so counted 76, as in the official feeders
+    counts = [count_valid_frames(sequence, "MTVC") for sequence in sequences]
+    assert counts == [300, 76, 1, 0, 150]
+    for layout in ("CTVM", "ntu_flat"):
+        assert [count_valid_frames(sequence, layout) for sequence in as_layout(sequences, layout)] == counts
+    processor = MampSkeletonProcessor(num_frames=40)
+    for training in (False, True):
+        counted = processor(sequences, training=training, layout="MTVC", seed=3)["skeleton_values"]
+        given = processor(sequences, training=training, layout="MTVC", seed=3, valid_frames=counts)["skeleton_values"]
+        assert torch.equal(given, counted)
+
+
+@pytest.mark.parametrize(
+    ("valid_frames", "message"),
+    [([10], "one integer per sequence"), ([10.0, 20.0], "one integer per sequence"), ([10, 301], "within 0")],
+)
+def test_bad_valid_frames_are_refused(valid_frames, message):
+    with pytest.raises(ValueError, match=message):
+        MampSkeletonProcessor()(np.ones((2, 300, 150), np.float32), valid_frames=valid_frames)
+    with pytest.raises(ValueError, match="Unknown layout"):
+        count_valid_frames(np.ones((300, 150), np.float32), "TV")
 
 
 def test_save_and_load(tmp_path):

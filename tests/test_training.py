@@ -20,7 +20,8 @@ from conftest import tiny_config
 from huggingface_hub import ModelCard
 from transformers import TrainerCallback
 
-from mamp_hub import MampForSkeletonClassification
+from mamp_hub import MampForSkeletonClassification, MampSkeletonProcessor
+from mamp_hub.data import ArraySkeletonDataset, SkeletonDataCollator
 from training.config import load_config
 from training.data import build_datasets
 from training.knn import knn_classify
@@ -86,6 +87,27 @@ def test_recipes_hold_the_papers_hyperparameters(path):
         assert config["data"]["train_fraction"] == fraction
         assert config["init_from"].startswith("outputs/")
     assert config["trainer"]["output_dir"].startswith(f"outputs/{path.parent.name}/")
+
+
+def test_trainer_hands_the_items_valid_frames_to_the_processor(tmp_path, monkeypatch):
+    """Trainer's default column removal would strip them, and the processor would count every frame each epoch."""
+    overrides = [f"trainer.output_dir={tmp_path}", "trainer.eval_strategy=no", "schedule.global_batch_size=4"]
+    args = training_arguments(load_config(CONFIGS / "ntu60_xsub" / "finetune.yaml", overrides), world_size=1)
+    sequences = np.ones((8, 40, 150), dtype=np.float32)
+    trainer = SkeletonTrainer(
+        model=MampForSkeletonClassification(tiny_config(num_labels=2)),
+        args=args,
+        train_dataset=ArraySkeletonDataset(sequences, np.arange(8) % 2, layout="ntu_flat"),
+        data_collator=SkeletonDataCollator(MampSkeletonProcessor(num_frames=16), training=True),
+        eval_data_collator=None,
+    )
+
+    def no_counting(*args):
+        raise AssertionError("the processor counted: the items' valid_frames did not reach it")
+
+    monkeypatch.setattr("mamp_hub.processing_mamp.count_valid_frames", no_counting)
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert batch["skeleton_values"].shape == (4, 2, 16, 25, 3)
 
 
 # ------------------------------------------------------------------------------------------------ optimization

@@ -123,6 +123,9 @@ def training_arguments(config: dict[str, Any], world_size: int) -> TrainingArgum
             f"{accumulation} accumulation steps; change trainer.gradient_accumulation_steps or the process count."
         )
     options.setdefault("per_device_eval_batch_size", global_batch // (world_size * accumulation))
+    # `SkeletonDataCollator` builds the model inputs itself and reads the items' `valid_frames`, which Trainer's
+    # column removal would strip (the processor would then count every sequence's frames again in every epoch).
+    options.setdefault("remove_unused_columns", False)
     options.update(
         schedule_arguments(schedule),
         per_device_train_batch_size=global_batch // (world_size * accumulation),
@@ -169,8 +172,8 @@ def run(
         args=args,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset if classifying else None,
-        data_collator=SkeletonDataCollator(processor, training=True),
-        eval_data_collator=SkeletonDataCollator(processor, training=False),
+        data_collator=SkeletonDataCollator(processor, training=True, return_labels=classifying),
+        eval_data_collator=SkeletonDataCollator(processor, training=False, return_labels=classifying),
         processing_class=processor,
         compute_metrics=compute_metrics if classifying else None,
         preprocess_logits_for_metrics=logits_only if classifying else None,

@@ -17,8 +17,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset, Subset
 
+from ..processing_mamp import count_valid_frames
 from ..skeletons import get_id2label
 
 SPLITS = ("train", "test")
@@ -175,10 +177,15 @@ def labels_from_targets(targets: np.ndarray) -> np.ndarray:
 
 
 class ArraySkeletonDataset(Dataset):
-    """Skeleton sequences with class labels; items are `{"skeleton_values": raw sequence, "labels": int}`.
+    """Skeleton sequences with class labels; items are
+    `{"skeleton_values": raw sequence, "labels": int, "valid_frames": int}`.
 
     The raw sequences stay in their stored `layout` (see `MampSkeletonProcessor`); `SkeletonDataCollator`
     turns a batch of them into model inputs. Use it directly for arrays in memory, e.g. your own capture.
+
+    `valid_frames` (see `count_valid_frames`; only when `layout` is given) is counted the first time a sequence
+    is read and remembered in memory shared with the `DataLoader` worker processes, so later epochs do not read
+    every frame again to count them. The sequences are taken to be read-only.
 
     Args:
         sequences: (N, ...) array of equal-length sequences (a memory map is fine), or a list of N sequences
@@ -203,6 +210,10 @@ class ArraySkeletonDataset(Dataset):
         self.sequences = sequences.view(np.ndarray) if isinstance(sequences, np.memmap) else sequences
         self.labels = labels
         self.layout = layout
+        # -1: not counted yet. A shared-memory tensor: forked workers write into the same pages, and spawned ones
+        # receive a handle to them when the data set is pickled (torch.multiprocessing).
+        self._shared_valid_frames = torch.full((len(labels),), -1, dtype=torch.int32).share_memory_()
+        self._valid_frames = self._shared_valid_frames.numpy()  # the same memory; NumPy scalar access is faster
         num_classes = int(labels.max()) + 1 if len(labels) else 0
         self.id2label = dict(id2label) if id2label is not None else {i: str(i) for i in range(num_classes)}
 
@@ -214,7 +225,23 @@ class ArraySkeletonDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return {"skeleton_values": np.asarray(self.sequences[index]), "labels": int(self.labels[index])}
+        sequence = np.asarray(self.sequences[index])
+        item = {"skeleton_values": sequence, "labels": int(self.labels[index])}
+        if self.layout is not None:
+            valid_frames = int(self._valid_frames[index])
+            if valid_frames < 0:
+                valid_frames = self._valid_frames[index] = count_valid_frames(sequence, self.layout)
+            item["valid_frames"] = valid_frames
+        return item
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_valid_frames"]  # pickled alone, the NumPy view would be a copy; rebuilt from the tensor
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._valid_frames = self._shared_valid_frames.numpy()
 
 
 class NpzSkeletonDataset(ArraySkeletonDataset):
