@@ -20,6 +20,7 @@ from mamp_hub.data import (
     PKUMMDSkeletonDataset,
     SkeletonDataCollator,
     load_npz,
+    realign_npz,
     semi_supervised_indices,
     semi_supervised_subset,
 )
@@ -76,6 +77,19 @@ def test_npz_writer_streams_rows_and_np_load_reads_the_file(tmp_path):
     with pytest.raises(ValueError, match="declared with 6 rows"), NpzWriter(tmp_path / "bad.npz") as writer:
         writer.add_rows("rows", iter(rows), num_rows=6, row_shape=(7, 3), dtype=np.float32)
     assert not (tmp_path / "bad.npz").exists() and not (tmp_path / "bad.npz.partial").exists()
+
+
+def test_realign_npz_copies_a_savez_file_with_aligned_arrays(ntu60_file, tmp_path, caplog):
+    path, x, y = ntu60_file
+    with caplog.at_level("WARNING"):
+        NpzSkeletonDataset(path)
+    assert "realign_npz" in caplog.text  # np.savez's x_train is misaligned
+    realign_npz(path, tmp_path / "aligned.npz")
+    arrays = load_npz(tmp_path / "aligned.npz")
+    assert sorted(arrays) == sorted(np.load(path).files)
+    assert all(array.ctypes.data % ALIGNMENT == 0 for array in arrays.values())
+    np.testing.assert_array_equal(arrays["x_train"], x[:8])
+    np.testing.assert_array_equal(arrays["y_test"], y[8:])
 
 
 def test_ntu_dataset_items_and_names(ntu60_file):

@@ -13,6 +13,7 @@ from .datasets import (
     NTUSkeletonDataset,
     PKUMMDSkeletonDataset,
     load_npz,
+    realign_npz,
     semi_supervised_indices,
     semi_supervised_subset,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "PKUMMDSkeletonDataset",
     "SkeletonDataCollator",
     "load_npz",
+    "realign_npz",
     "semi_supervised_indices",
     "semi_supervised_subset",
 ]
