@@ -18,8 +18,9 @@ TARGETS = {"feature extraction": 2.5, "pre-training step": 1.5, "evaluation tran
 
 
 def speedup_rows(paths: list[str]) -> list[tuple[str, str, float]]:
-    """(task, variant, speed-up) of every mamp-hub row with an authors' row to compare with, in file order; a
-    later file's row replaces an earlier one of the same task and variant (a newer run of part of the tables)."""
+    """(task, variant, speed-up) of every mamp-hub row with an authors' row to compare with, in file order, grouped
+    by task; a later file's row replaces an earlier one of the same task and variant (a newer run of part of the
+    tables)."""
     rows = {}
     for path in paths:
         for result in json.loads(Path(path).read_text())["results"]:
@@ -28,7 +29,10 @@ def speedup_rows(paths: list[str]) -> list[tuple[str, str, float]]:
                 rows[result["task"], variant] = result["speedup_over_authors"]
     if not rows:
         raise ValueError(f"No mamp-hub result with a speed-up over the authors in {paths}; run with --official-repo.")
-    return [(task, variant, speedup) for (task, variant), speedup in rows.items()]
+    tasks = list(dict.fromkeys(task for task, _ in rows))  # a later file's new variants join their task's rows
+    return sorted(
+        ((task, variant, speedup) for (task, variant), speedup in rows.items()), key=lambda row: tasks.index(row[0])
+    )
 
 
 def plot(rows: list[tuple[str, str, float]], output: str, title: str) -> None:

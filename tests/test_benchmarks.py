@@ -33,9 +33,13 @@ def test_speedups_of_mamp_hub_rows_later_files_replace_earlier_ones(tmp_path):
             ("evaluation transform", "mamp-hub", "", 5.8, True),
         ],
     )
-    newer = results_file(tmp_path / "pipeline.json", [("evaluation transform", "mamp-hub", "", 7.3, True)])
+    newer = results_file(
+        tmp_path / "pipeline.json",
+        [("evaluation transform", "mamp-hub", "", 7.3, True), ("feature extraction", "mamp-hub", "bf16", 6.9, True)],
+    )
     assert plot_speedups.speedup_rows([first, newer]) == [
         ("feature extraction", "sdpa, float32", 5.0),
+        ("feature extraction", "bf16", 6.9),
         ("pre-training step", "sdpa, float32, skip absent persons (other outputs)", 4.9),
         ("evaluation transform", "default", 7.3),
     ]
