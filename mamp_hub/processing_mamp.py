@@ -289,7 +289,8 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
         stop = start + length
 
         # The output is allocated before the scratch: in the other order, most calls page-faulted their output
-        # in afresh (measured in benchmarks/bench_pipeline.py's interleaved setting); in this one, none did.
+        # in afresh (measured in benchmarks/bench_pipeline.py's interleaved setting); in this one, fewer do (how
+        # many still depends on the state of the heap).
         resized = torch.empty(batch_size, persons, self.num_frames, features)
         block_size = min(_SAMPLES_PER_BLOCK, batch_size)
         scratch = np.empty((block_size, 2 * self.num_frames, persons * features), dtype=np.float32)
@@ -350,7 +351,7 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
         return candidates[0]
 
     def _to_time_major(self, array: np.ndarray, layout: str) -> np.ndarray:
-        """(B, ...) batch in `layout` -> (B, T, max_persons * V * C) contiguous; a view for NTU rows of two persons."""
+        """(B, ...) batch in `layout` -> (B, T, max_persons * V * C) contiguous; a view for NTU rows of max_persons."""
         if layout == "ntu_flat":
             persons = array.shape[2] // (self.num_joints * self.num_channels)
             array = array.reshape(*array.shape[:2], persons, self.num_joints, self.num_channels)
