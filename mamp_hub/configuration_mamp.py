@@ -1,23 +1,105 @@
-"""Configuration of the MAMP model family."""
+"""Configuration of the MAMP model family: a `@strict` dataclass, validated however a value gets in."""
 
-from __future__ import annotations
+import math
+from collections.abc import Callable
+from typing import Any, Literal
 
-from transformers import PretrainedConfig
+from huggingface_hub.dataclasses import strict, validated_field
+from huggingface_hub.errors import StrictDataclassError
+from transformers import PreTrainedConfig
+from transformers.activations import ACT2FN
+from transformers.generation.configuration_utils import GenerationConfig
 
-MASKING_STRATEGIES = ("motion_aware", "random")
-STREAMS = ("joints", "motion")
-MOTION_PADDINGS = ("constant", "replicate")
-MOTION_DIRECTIONS = ("forward", "backward")
-CLASSIFIER_HEADS = ("linear_probe", "finetune")
+MaskingStrategy = Literal["motion_aware", "random"]
+Stream = Literal["joints", "motion"]
+MotionDirection = Literal["forward", "backward"]
+MotionPadding = Literal["constant", "replicate"]
+ClassifierHead = Literal["linear_probe", "finetune"]
+
+# Keyword arguments that transformers itself passes to a config (from `config.json`, `from_pretrained`, remote code)
+# besides the dataclass fields; any other unknown keyword is a typo and is refused.
+TRANSFORMERS_KWARGS = frozenset(
+    {
+        "model_type",
+        "num_labels",
+        "torch_dtype",
+        "name_or_path",
+        "_name_or_path",
+        "_commit_hash",
+        "output_attentions",
+        "attn_implementation",
+        "_attn_implementation_internal",
+        "experts_implementation",
+        "_experts_implementation_internal",
+        "auto_map",
+        "custom_pipelines",
+        *GenerationConfig._get_default_generation_params(),
+    }
+)
 
 
-class MampConfig(PretrainedConfig):
+class MampConfigError(StrictDataclassError, ValueError):
+    """An invalid `MampConfig` value: a `ValueError` (as for any bad input here) and a transformers 5 strict
+    dataclass error."""
+
+
+# ----------------------------------------------------------------------------- field validators
+# Each takes the value (already type-checked by `@strict` against the field's annotation) and raises ValueError.
+
+
+def _at_least(minimum: int) -> Callable[[int], None]:
+    def check(value: int) -> None:
+        if value < minimum:
+            raise ValueError(f"must be an integer >= {minimum}, got {value!r}")
+
+    return check
+
+
+def _finite(value: float) -> None:
+    if not math.isfinite(value):
+        raise ValueError(f"must be a finite number, got {value!r}")
+
+
+def _positive(value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"must be > 0, got {value!r}")
+
+
+def _probability(value: float) -> None:
+    if not 0 <= value < 1:
+        raise ValueError(f"must be in [0, 1), got {value!r}")
+
+
+def _activation(value: str) -> None:
+    if value not in ACT2FN:
+        raise ValueError(f"must name an activation of transformers.activations.ACT2FN (e.g. 'gelu'), got {value!r}")
+
+
+def _count(default: int, minimum: int = 1) -> Any:
+    return validated_field(_at_least(minimum), default=default)
+
+
+def _positive_number(default: float) -> Any:
+    return validated_field([_finite, _positive], default=default)
+
+
+def _rate(default: float) -> Any:
+    return validated_field([_finite, _probability], default=default)
+
+
+@strict
+class MampConfig(PreTrainedConfig):
     r"""
     Configuration of a MAMP model (Masked Motion Predictors, Mao et al., ICCV 2023).
 
     The defaults are the paper's: a vanilla 8-layer transformer (width 256, 8 heads, MLP 1024) over
     120-frame NTU skeletons (25 joints, xyz) cut into segments of 4 frames, a 5-layer decoder, 90%
     motion-aware masking with tau 0.8, and the motion of the masked joints as the target.
+
+    Every field is checked (type, range, finiteness, allowed choices) when the config is built, when a field is
+    assigned, and when a `config.json` is loaded; the rules between fields (listed under `validate_*`) are checked
+    when the config is built and again when a model is built from it. An invalid value raises `MampConfigError`
+    (a `ValueError`) naming the field; an unknown keyword argument is refused.
 
     Args:
         num_channels (`int`, defaults to 3): coordinates per joint.
@@ -35,11 +117,12 @@ class MampConfig(PretrainedConfig):
         attention_probs_dropout_prob (`float`): dropout on the attention probabilities.
         drop_path_rate (`float`): stochastic depth, increasing linearly over the encoder's layers
             (0.3 for fine-tuning in the paper). The decoder's layers take the first rates of the same ramp, as
-            in the authors' code.
+            in the authors' code, so the decoder may not be deeper than the encoder.
         initializer_range (`float`, defaults to 0.02): std of the truncated-normal position embeddings and mask token.
         decoder_hidden_size, decoder_num_hidden_layers, decoder_num_attention_heads, decoder_intermediate_size:
             pre-training decoder dimensions (the authors' NTU-60 configs also use 3 decoder layers).
-        mask_ratio (`float`, defaults to 0.9): fraction of tokens masked during pre-training.
+        mask_ratio (`float`, defaults to 0.9): fraction of tokens masked during pre-training; at least one token
+            must be masked and one kept visible.
         masking_strategy (`str`, defaults to `"motion_aware"`): `"motion_aware"` (Gumbel top-k on motion
             intensity, Section 3.4) or `"random"` (uniform, as in MAE).
         motion_aware_tau (`float`, defaults to 0.8): temperature of the motion-aware masking (0.75 for NTU-120).
@@ -70,106 +153,107 @@ class MampConfig(PretrainedConfig):
 
     model_type = "mamp"
 
-    def __init__(
-        self,
-        num_channels: int = 3,
-        num_joints: int = 25,
-        num_frames: int = 120,
-        temporal_patch_size: int = 4,
-        joint_patch_size: int = 1,
-        hidden_size: int = 256,
-        num_hidden_layers: int = 8,
-        num_attention_heads: int = 8,
-        intermediate_size: int = 1024,
-        hidden_act: str = "gelu",
-        layer_norm_eps: float = 1e-5,
-        qkv_bias: bool = True,
-        hidden_dropout_prob: float = 0.0,
-        attention_probs_dropout_prob: float = 0.0,
-        drop_path_rate: float = 0.0,
-        initializer_range: float = 0.02,
-        decoder_hidden_size: int = 256,
-        decoder_num_hidden_layers: int = 5,
-        decoder_num_attention_heads: int = 8,
-        decoder_intermediate_size: int = 1024,
-        mask_ratio: float = 0.9,
-        masking_strategy: str = "motion_aware",
-        motion_aware_tau: float = 0.8,
-        pretraining_input: str = "joints",
-        pretraining_target: str = "motion",
-        motion_stride: int = 1,
-        motion_direction: str = "forward",
-        motion_padding: str = "constant",
-        norm_target: bool = True,
-        pretraining_skip_absent_persons: bool = False,
-        max_persons: int = 2,
-        classifier_head: str = "linear_probe",
-        classifier_hidden_size: int = 2048,
-        classifier_dropout: float = 0.3,
-        label_smoothing: float = 0.0,
-        **kwargs,
-    ):
-        _check_choice("masking_strategy", masking_strategy, MASKING_STRATEGIES)
-        _check_choice("pretraining_input", pretraining_input, STREAMS)
-        _check_choice("pretraining_target", pretraining_target, STREAMS)
-        _check_choice("motion_direction", motion_direction, MOTION_DIRECTIONS)
-        _check_choice("motion_padding", motion_padding, MOTION_PADDINGS)
-        _check_choice("classifier_head", classifier_head, CLASSIFIER_HEADS)
-        if num_frames % temporal_patch_size != 0:
-            raise ValueError(
-                f"num_frames ({num_frames}) must be a multiple of temporal_patch_size ({temporal_patch_size})."
-            )
-        if num_joints % joint_patch_size != 0:
-            raise ValueError(f"num_joints ({num_joints}) must be a multiple of joint_patch_size ({joint_patch_size}).")
-        for name, width, heads in (
-            ("hidden_size", hidden_size, num_attention_heads),
-            ("decoder_hidden_size", decoder_hidden_size, decoder_num_attention_heads),
-        ):
-            if width % heads != 0:
-                raise ValueError(f"{name} ({width}) must be divisible by its number of attention heads ({heads}).")
-        if not 0.0 <= mask_ratio < 1.0:
-            raise ValueError(f"mask_ratio must be in [0, 1), got {mask_ratio}.")
-        if motion_stride < 1 or motion_stride >= num_frames:
-            raise ValueError(f"motion_stride must be in [1, num_frames), got {motion_stride}.")
-        if masking_strategy == "motion_aware" and motion_aware_tau <= 0:
-            raise ValueError(f"motion_aware_tau must be > 0 for motion-aware masking, got {motion_aware_tau}.")
+    num_channels: int = _count(3)
+    num_joints: int = _count(25)
+    num_frames: int = _count(120)
+    temporal_patch_size: int = _count(4)
+    joint_patch_size: int = _count(1)
+    hidden_size: int = _count(256)
+    num_hidden_layers: int = _count(8)
+    num_attention_heads: int = _count(8)
+    intermediate_size: int = _count(1024)
+    hidden_act: str = validated_field(_activation, default="gelu")
+    layer_norm_eps: float | int = _positive_number(1e-5)
+    qkv_bias: bool = True
+    hidden_dropout_prob: float | int = _rate(0.0)
+    attention_probs_dropout_prob: float | int = _rate(0.0)
+    drop_path_rate: float | int = _rate(0.0)
+    initializer_range: float | int = _positive_number(0.02)
+    decoder_hidden_size: int = _count(256)
+    decoder_num_hidden_layers: int = _count(5)
+    decoder_num_attention_heads: int = _count(8)
+    decoder_intermediate_size: int = _count(1024)
+    mask_ratio: float | int = _rate(0.9)
+    masking_strategy: MaskingStrategy = "motion_aware"
+    motion_aware_tau: float | int = _positive_number(0.8)
+    pretraining_input: Stream = "joints"
+    pretraining_target: Stream = "motion"
+    motion_stride: int = _count(1)
+    motion_direction: MotionDirection = "forward"
+    motion_padding: MotionPadding = "constant"
+    norm_target: bool = True
+    pretraining_skip_absent_persons: bool = False
+    max_persons: int = _count(2)
+    classifier_head: ClassifierHead = "linear_probe"
+    classifier_hidden_size: int = _count(2048)
+    classifier_dropout: float | int = _rate(0.3)
+    label_smoothing: float | int = _rate(0.0)
 
-        self.num_channels = num_channels
-        self.num_joints = num_joints
-        self.num_frames = num_frames
-        self.temporal_patch_size = temporal_patch_size
-        self.joint_patch_size = joint_patch_size
-        self.hidden_size = hidden_size
-        self.num_hidden_layers = num_hidden_layers
-        self.num_attention_heads = num_attention_heads
-        self.intermediate_size = intermediate_size
-        self.hidden_act = hidden_act
-        self.layer_norm_eps = layer_norm_eps
-        self.qkv_bias = qkv_bias
-        self.hidden_dropout_prob = hidden_dropout_prob
-        self.attention_probs_dropout_prob = attention_probs_dropout_prob
-        self.drop_path_rate = drop_path_rate
-        self.initializer_range = initializer_range
-        self.decoder_hidden_size = decoder_hidden_size
-        self.decoder_num_hidden_layers = decoder_num_hidden_layers
-        self.decoder_num_attention_heads = decoder_num_attention_heads
-        self.decoder_intermediate_size = decoder_intermediate_size
-        self.mask_ratio = mask_ratio
-        self.masking_strategy = masking_strategy
-        self.motion_aware_tau = motion_aware_tau
-        self.pretraining_input = pretraining_input
-        self.pretraining_target = pretraining_target
-        self.motion_stride = motion_stride
-        self.motion_direction = motion_direction
-        self.motion_padding = motion_padding
-        self.norm_target = norm_target
-        self.pretraining_skip_absent_persons = pretraining_skip_absent_persons
-        self.max_persons = max_persons
-        self.classifier_head = classifier_head
-        self.classifier_hidden_size = classifier_hidden_size
-        self.classifier_dropout = classifier_dropout
-        self.label_smoothing = label_smoothing
-        super().__init__(**kwargs)
+    def __post_init__(self, **kwargs: Any) -> None:
+        unknown = sorted(set(kwargs) - TRANSFORMERS_KWARGS)
+        if unknown:
+            raise MampConfigError(
+                f"MampConfig got unknown options {unknown}; check the spelling against the fields listed in "
+                "MampConfig's docstring."
+            )
+        if kwargs.get("model_type", self.model_type) != self.model_type:
+            raise MampConfigError(
+                f"This is a config of model_type {kwargs['model_type']!r}, not {self.model_type!r}: load it with "
+                "its own config class (AutoConfig)."
+            )
+        kwargs.pop("model_type", None)
+        super().__post_init__(**kwargs)
+
+    # ------------------------------------------------------------------ rules between fields (run by `validate()`)
+
+    def validate_patches(self) -> None:
+        if self.num_frames % self.temporal_patch_size:
+            raise ValueError(
+                f"num_frames ({self.num_frames}) must be a multiple of temporal_patch_size ({self.temporal_patch_size})."
+            )
+        if self.num_joints % self.joint_patch_size:
+            raise ValueError(
+                f"num_joints ({self.num_joints}) must be a multiple of joint_patch_size ({self.joint_patch_size})."
+            )
+
+    def validate_attention_heads(self) -> None:
+        for name, width, heads in (
+            ("hidden_size", self.hidden_size, self.num_attention_heads),
+            ("decoder_hidden_size", self.decoder_hidden_size, self.decoder_num_attention_heads),
+        ):
+            if width % heads:
+                raise ValueError(f"{name} ({width}) must be divisible by its number of attention heads ({heads}).")
+
+    def validate_decoder_depth(self) -> None:
+        if self.decoder_num_hidden_layers > self.num_hidden_layers:
+            raise ValueError(
+                f"decoder_num_hidden_layers ({self.decoder_num_hidden_layers}) must not exceed num_hidden_layers "
+                f"({self.num_hidden_layers}): the decoder's layers take the first stochastic-depth rates of the "
+                "encoder's, as in the authors' code."
+            )
+
+    def validate_masking(self) -> None:
+        tokens = self.num_temporal_patches * self.num_joint_patches
+        visible = self.num_visible_tokens(tokens)
+        if not 0 < visible < tokens:
+            raise ValueError(
+                f"mask_ratio={self.mask_ratio} keeps {visible} of the {tokens} tokens of a {self.num_frames}-frame "
+                "sequence visible; pre-training needs at least one visible and one masked token (the paper: 0.9)."
+            )
+
+    def validate_motion_stride(self) -> None:
+        if self.motion_stride >= self.num_frames:
+            raise ValueError(
+                f"motion_stride ({self.motion_stride}) must be smaller than num_frames ({self.num_frames})."
+            )
+
+    def validate_labels(self) -> None:
+        if self.id2label is not None and sorted(self.id2label) != list(range(len(self.id2label))):
+            raise ValueError(
+                f"id2label keys must be the class indices 0..{len(self.id2label) - 1}, got {sorted(self.id2label)}."
+            )
+
+    # ------------------------------------------------------------------ derived sizes
 
     @property
     def num_temporal_patches(self) -> int:
@@ -186,7 +270,34 @@ class MampConfig(PretrainedConfig):
         """Values in one token: segment frames x joints per token x channels."""
         return self.temporal_patch_size * self.joint_patch_size * self.num_channels
 
+    def num_visible_tokens(self, num_tokens: int) -> int:
+        """Tokens the pre-training encoder sees out of `num_tokens` (the authors' `int(L * (1 - mask_ratio))`)."""
+        return int(num_tokens * (1 - self.mask_ratio))
 
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}.")
+
+def _raise_value_errors(cls: type[MampConfig]) -> type[MampConfig]:
+    """Re-raise `@strict`'s validation errors as `MampConfigError`, with the field and value in one sentence."""
+    strict_setattr, strict_validate = cls.__setattr__, cls.validate
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            strict_setattr(self, name, value)
+        except StrictDataclassError as error:
+            cause = error.__cause__ or error
+            raise MampConfigError(f"Invalid MampConfig.{name}={value!r}: {cause}.") from cause
+
+    def validate(self) -> None:
+        try:
+            strict_validate(self)
+        except StrictDataclassError as error:
+            cause = error.__cause__ or error
+            raise MampConfigError(f"Invalid MampConfig: {cause}") from cause
+
+    validate.__is_defined_by_strict_decorator__ = True  # lets transformers' own checks find a strict `validate`
+    cls.__setattr__, cls.validate = __setattr__, validate
+    return cls
+
+
+MampConfig = _raise_value_errors(MampConfig)
+
+__all__ = ["MampConfig", "MampConfigError"]
