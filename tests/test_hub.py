@@ -1,189 +1,26 @@
 """The Hub path: `push_to_hub` and `from_pretrained("<org>/<repo>")` through the real `huggingface_hub` client.
 
-How: `LocalHub` is a Hub endpoint on 127.0.0.1 (an `http.server` thread) that implements just the routes the
-client calls for these operations — repository creation, README validation, pre-upload, commit, revision info,
-and `HEAD`/`GET /{repo}/resolve/{revision}/{file}` with the `ETag`, `X-Repo-Commit`, `Content-Length` and
-`X-Error-Code` headers the client relies on. Every file is committed as a regular (non-LFS) file, so no Xet or
-LFS transfer is involved. The client runs in a fresh interpreter with `HF_ENDPOINT` pointing at the local hub
-and a temporary `HF_HOME`: `huggingface_hub` reads both when it is imported, and this test process imported it
-long before (through `mamp_hub`), so a subprocess is the only way to configure it as a user does, with the
-environment, without patching private constants. A second interpreter then loads the same repository, through
-the Auto classes, with `HF_HUB_OFFLINE=1` from the cache the first one filled, and the test checks that it sent
-no request at all: both routes (download, then populated cache) are covered.
+How: `hub_server.LocalHub` is a Hub endpoint on 127.0.0.1 that the real client talks to over HTTP, from a fresh
+interpreter configured by the environment (`HF_ENDPOINT`, a temporary `HF_HOME`). A second interpreter then loads
+the same repository, through the Auto classes, with `HF_HUB_OFFLINE=1` from the cache the first one filled, and the
+test checks that it sent no request at all: both routes (download, then populated cache) are covered.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import re
-import subprocess
-import sys
-import textwrap
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import numpy as np
-import pytest
 import torch
 from conftest import tiny_config
 from huggingface_hub import ModelCard
+from hub_server import ROOT, client_env, local_hub, run_client  # noqa: F401 (local_hub is a fixture)
 
 from mamp_hub import MampForSkeletonClassification, MampSkeletonProcessor
 
-ROOT = Path(__file__).resolve().parents[1]
 REPO_ID = "mamp-test/mamp-tiny-finetune"
-
-
-class LocalHub:
-    """A minimal Hugging Face Hub on the loopback interface, holding repositories in memory."""
-
-    def __init__(self) -> None:
-        self.repos: dict[str, dict[str, bytes]] = {}
-        self.requests: list[tuple[str, str]] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def commit_hash(self, repo_id: str) -> str:
-        """A 40-hex commit id that changes with the repository's content, as the client expects of a revision."""
-        digest = hashlib.sha1()
-        for path in sorted(self.repos[repo_id]):
-            digest.update(path.encode() + b"\0" + self.repos[repo_id][path])
-        return digest.hexdigest()
-
-
-def _make_handler(hub: LocalHub) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as the client's connection pool expects
-
-        def log_message(self, *args) -> None:  # keep pytest output clean
-            pass
-
-        def _reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            for key, value in (headers or {}).items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
-        def _json(self, payload: dict, status: int = 200) -> None:
-            self._reply(status, json.dumps(payload).encode(), {"Content-Type": "application/json"})
-
-        def _route(self) -> str:
-            path = unquote(urlsplit(self.path).path)
-            hub.requests.append((self.command, path))
-            return path
-
-        def do_HEAD(self) -> None:
-            self.do_GET()
-
-        def do_GET(self) -> None:
-            path = self._route()
-            if match := re.fullmatch(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path):
-                repo_id, revision, filename = match.groups()
-                files = self._repo_at(repo_id, revision)
-                if files is None:
-                    return
-                commit = hub.commit_hash(repo_id)
-                if filename not in files:
-                    return self._reply(404, headers={"X-Error-Code": "EntryNotFound", "X-Repo-Commit": commit})
-                content = files[filename]
-                etag = f'"{hashlib.sha256(content).hexdigest()}"'
-                return self._reply(200, content, {"ETag": etag, "X-Repo-Commit": commit})
-            if match := re.fullmatch(r"/api/models/([^/]+/[^/]+)/revision/([^/]+)", path):
-                repo_id, revision = match.groups()
-                files = self._repo_at(repo_id, revision)
-                if files is None:
-                    return
-                siblings = [{"rfilename": name} for name in sorted(files)]
-                return self._json({"id": repo_id, "sha": hub.commit_hash(repo_id), "siblings": siblings})
-            self._reply(404)
-
-        def do_POST(self) -> None:
-            path = self._route()
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            if path == "/api/repos/create":
-                request = json.loads(body)
-                repo_id = f"{request['organization']}/{request['name']}"
-                hub.repos.setdefault(repo_id, {})
-                return self._json({"url": f"{hub.url}/{repo_id}"})
-            if path == "/api/validate-yaml":
-                return self._json({"errors": [], "warnings": []})
-            if match := re.fullmatch(r"/api/models/([^/]+/[^/]+)/preupload/([^/]+)", path):
-                files = [
-                    {"path": item["path"], "uploadMode": "regular", "shouldIgnore": False}
-                    for item in json.loads(body)["files"]
-                ]
-                return self._json({"files": files})
-            if match := re.fullmatch(r"/api/models/([^/]+/[^/]+)/commit/([^/]+)", path):
-                repo_id = match.group(1)
-                if repo_id not in hub.repos:
-                    return self._reply(404, headers={"X-Error-Code": "RepoNotFound"})
-                for line in body.splitlines():
-                    operation = json.loads(line)
-                    if operation["key"] == "file":
-                        value = operation["value"]
-                        hub.repos[repo_id][value["path"]] = base64.b64decode(value["content"])
-                    elif operation["key"] != "header":
-                        return self._reply(400, b"only regular file additions are implemented")
-                commit = hub.commit_hash(repo_id)
-                return self._json({"commitUrl": f"{hub.url}/{repo_id}/commit/{commit}", "commitOid": commit})
-            self._reply(404)
-
-        def _repo_at(self, repo_id: str, revision: str) -> dict[str, bytes] | None:
-            """The repository's files, or None after answering 404 for an unknown repository or revision."""
-            if repo_id not in hub.repos:
-                self._reply(404, headers={"X-Error-Code": "RepoNotFound"})
-                return None
-            if revision not in ("main", hub.commit_hash(repo_id)):
-                self._reply(404, headers={"X-Error-Code": "RevisionNotFound"})
-                return None
-            return hub.repos[repo_id]
-
-    return Handler
-
-
-@pytest.fixture
-def local_hub() -> Iterator[LocalHub]:
-    hub = LocalHub()
-    yield hub
-    hub.close()
-
-
-def run_client(script: str, *args: str, env: dict[str, str]) -> str:
-    """Run `script` in a fresh interpreter (so that `huggingface_hub` reads `env`); return its stdout."""
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script), *args],
-        check=False,  # the assertion below shows the output on failure
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, f"client failed:\n{result.stdout}\n{result.stderr[-4000:]}"
-    return result.stdout
-
-
-def client_env(hub_home: Path, endpoint: str, offline: bool = False) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_", "TRANSFORMERS_"))}
-    env.update(HF_ENDPOINT=endpoint, HF_HOME=str(hub_home), HF_HUB_DISABLE_TELEMETRY="1")
-    if offline:
-        env["HF_HUB_OFFLINE"] = "1"
-    return env
 
 
 # The client. "push": upload a release folder (model, processor, model card) the way `hf upload` does, push the
