@@ -209,3 +209,131 @@ def test_semi_supervised_subsets_are_seeded_and_follow_the_official_protocol(ntu
     np.testing.assert_array_equal(subset[0]["skeleton_values"], x[subset.indices[0]])
     with pytest.raises(ValueError, match="ratio"):
         semi_supervised_indices(10, 0.0)
+
+
+# ---------------------------------------------------------------------------------------------------- checks at open
+
+
+def save_split(path, x: np.ndarray, y: np.ndarray, **extra: np.ndarray) -> None:
+    np.savez(path, x_train=x, y_train=y, x_test=x, y_test=y, **extra)
+
+
+def test_labels_are_checked_at_open_and_sequences_stay_mapped(tmp_path):
+    x, y = ntu_like_arrays(6, 60)
+    save_split(tmp_path / "NTU60_XSub.npz", x, y)
+    dataset = NTUSkeletonDataset(tmp_path / "NTU60_XSub.npz")
+    assert isinstance(dataset.sequences.base, np.memmap)  # opening read the labels, not the sequences
+    assert dataset.labels.tolist() == np.argmax(y, axis=1).tolist()
+    y[5] = 0  # the last label is bad: the file fails when it opens, not when item 5 is read
+    save_split(tmp_path / "NTU60_XSub.npz", x, y)
+    with pytest.raises(ValueError, match="Row 5 of y_train"):
+        NTUSkeletonDataset(tmp_path / "NTU60_XSub.npz")
+
+
+def test_valid_labels_in_other_forms_are_accepted(tmp_path):
+    x, y = ntu_like_arrays(4, 5)
+    indices = np.argmax(y, axis=1)
+    for labels in (indices, indices.astype(np.float32), y.astype(bool), y.astype(np.int8)):  # whole floats are fine
+        assert ArraySkeletonDataset(x, labels, id2label=dict(enumerate("abcde"))).labels.tolist() == indices.tolist()
+    save_split(tmp_path / "indices.npz", x, indices, class_names=np.array(list("abcde")))
+    assert NpzSkeletonDataset(tmp_path / "indices.npz").num_classes == 5
+    assert ArraySkeletonDataset(x, indices).num_classes == indices.max() + 1
+
+
+def one_hot(rows: list[int], num_classes: int = 60) -> np.ndarray:
+    return np.eye(num_classes)[rows]
+
+
+def with_row(targets: np.ndarray, row: int, values: dict[int, float]) -> np.ndarray:
+    targets = targets.copy()
+    targets[row] = 0
+    for column, value in values.items():
+        targets[row, column] = value
+    return targets
+
+
+@pytest.mark.parametrize(
+    ("dataset_class", "y", "extra", "message"),
+    [
+        # One-hot rows that are not one-hot: all zero, multi-hot, a value other than 0 and 1, nan.
+        (NTUSkeletonDataset, with_row(one_hot([0, 1, 2, 3]), 2, {}), {}, r"Row 2 of y_train .* none"),
+        (NTUSkeletonDataset, with_row(one_hot([0, 1, 2, 3]), 1, {1: 1, 5: 1}), {}, r"Row 1 .*\{1: 1.0, 5: 1.0\}"),
+        (NpzSkeletonDataset, with_row(one_hot([0, 1, 2, 3], 7), 3, {4: 0.5}), {}, r"Row 3 .*\{4: 0.5\}"),
+        (NpzSkeletonDataset, with_row(one_hot([0, 1, 2, 3], 7), 0, {0: np.nan}), {}, r"Row 0 .*\{0: nan\}"),
+        # Class indices that are not whole, negative, out of range of the class names, or not numbers.
+        (NpzSkeletonDataset, np.array([0.0, 1.5, 2.0, 3.0]), {}, r"Label 1 of y_train .* is 1\.5 .*whole"),
+        (NpzSkeletonDataset, np.array([0.0, 1.0, np.nan, 3.0]), {}, r"Label 2 .* is nan"),
+        (NpzSkeletonDataset, np.array([0, -1, 2, 3]), {}, r"Label 1 .* is -1 .*at least 0"),
+        (NpzSkeletonDataset, np.array([0, 1, 7, 3]), {"class_names": np.array(list("abcdefg"))}, r"is 7 .*7 classes"),
+        (NpzSkeletonDataset, np.array([True, False, True, True]), {}, r"y_train .* booleans"),
+        (NpzSkeletonDataset, np.array(["a", "b", "c", "d"]), {}, r"y_train .* dtype <U1"),
+        # Class counts that disagree: a 60-class file as PKU-MMD, fewer names than columns, not an NTU count.
+        (PKUMMDSkeletonDataset, one_hot([0, 1, 2, 59]), {}, r"60 one-hot columns but there are 51 classes"),
+        (NpzSkeletonDataset, one_hot([0, 1, 2, 3]), {"class_names": np.array(list("abc"))}, r"60 .* 3 classes"),
+        (NTUSkeletonDataset, one_hot([0, 1, 2, 3], 7), {}, r"has 7 classes but NTU RGB\+D has 60 or 120"),
+        (NTUSkeletonDataset, np.array([0, 1, 2, 58]), {}, r"has 59 classes"),
+    ],
+)
+def test_bad_labels_fail_when_the_file_opens(tmp_path, dataset_class, y, extra, message):
+    x, _ = ntu_like_arrays(len(y), 1)
+    save_split(tmp_path / "d.npz", x, y, **extra)
+    with pytest.raises(ValueError, match=message):
+        dataset_class(tmp_path / "d.npz")
+
+
+@pytest.mark.parametrize(
+    ("dataset_class", "shape", "message"),
+    [
+        (NpzSkeletonDataset, (4, 300), r"shape \(4, 300\)"),
+        (NpzSkeletonDataset, (4, 300, 25, 3), r"shape \(4, 300, 25, 3\)"),
+        (NpzSkeletonDataset, (4, 300, 10), r"shape \(4, 300, 10\)"),
+        (NpzSkeletonDataset, (4, 0, 150), r"shape \(4, 0, 150\)"),
+        (NTUSkeletonDataset, (4, 300, 90), r"shape \(4, 300, 90\).*75 or 150"),
+        (PKUMMDSkeletonDataset, (4, 300, 153), r"shape \(4, 300, 153\).*75 or 150"),
+        (NpzSkeletonDataset, (0, 300, 150), r"x_train .* holds no sequences \(shape \(0, 300, 150\)\)"),
+    ],
+)
+def test_sequences_of_the_wrong_shape_fail_when_the_file_opens(tmp_path, dataset_class, shape, message):
+    num_classes = {NTUSkeletonDataset: 60, PKUMMDSkeletonDataset: 51}.get(dataset_class, 3)
+    save_split(tmp_path / "d.npz", np.zeros(shape, np.float32), one_hot([0] * shape[0], num_classes))
+    with pytest.raises(ValueError, match=message):
+        dataset_class(tmp_path / "d.npz")
+
+
+@pytest.mark.parametrize(
+    ("sequences", "labels", "kwargs", "message"),
+    [
+        (np.zeros((0, 300, 150)), [], {}, r"no sequences"),
+        (np.zeros((3, 300, 150)), [0, 1], {}, r"3 sequences but 2 labels"),
+        (np.zeros((2, 300, 150)), [0, 1], {"layout": "TVC"}, r"shape \(2, 300, 150\).*'TVC'"),
+        ([np.zeros((30, 25, 3)), np.zeros((30, 75))], [0, 1], {"layout": "TVC"}, r"Sequence 1 has shape \(30, 75\)"),
+        (np.zeros((2, 300, 150)), [0, 1], {"layout": "NTU"}, r"Unknown layout 'NTU'"),
+        (np.zeros((2, 300, 150)), [0, 1], {"id2label": {1: "a", 2: "b"}}, r"keys \[1, 2\]"),
+        (np.zeros((2, 300, 150)), [0, 1], {"id2label": {}}, r"keys \[\]"),
+        (np.zeros((2, 300, 150)), [0, 2], {"id2label": {0: "a", 1: "b"}}, r"Label 1 of labels is 2 .*2 classes"),
+        (np.zeros((2, 300, 150)), np.zeros((2, 3, 4)), {}, r"labels has shape \(2, 3, 4\)"),
+    ],
+)
+def test_array_dataset_refuses_bad_input(sequences, labels, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ArraySkeletonDataset(sequences, labels, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("num_samples", "ratio", "message"),
+    [
+        (100, 0.0, r"got 0\.0"),
+        (100, -0.1, r"got -0\.1"),
+        (100, 1.5, r"got 1\.5"),
+        (100, float("nan"), r"got nan"),
+        (100, "0.1", r"got '0\.1'"),
+        (50, 0.01, r"`ratio` 0\.01 of 50 samples keeps 0"),
+        (0, 0.5, r"of 0 samples keeps 0"),
+    ],
+)
+def test_semi_supervised_ratio_out_of_range(ntu60_file, num_samples, ratio, message):
+    with pytest.raises(ValueError, match=message):
+        semi_supervised_indices(num_samples, ratio)
+    if num_samples == 100:  # the subset of a data set says the same
+        with pytest.raises(ValueError, match=message):
+            semi_supervised_subset(NTUSkeletonDataset(ntu60_file[0]), ratio)

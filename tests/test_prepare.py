@@ -191,3 +191,106 @@ def test_pku_mmd_needs_a_split_file(tmp_path):
     (tmp_path / "split.txt").write_text("Training videos:\n")
     with pytest.raises(ValueError, match="second line"):
         prepare_pku(tmp_path, tmp_path / "out", cross_view=tmp_path / "split.txt")
+
+
+# ---------------------------------------------------------------------------------------------------- checks
+
+
+def replace_x(path: Path, line: int, value: str) -> None:
+    """Writes `value` as the x coordinate on one line of a skeleton file."""
+    lines = path.read_text().splitlines()
+    lines[line] = value + " " + lines[line].split(" ", 1)[1]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_ntu_skips_and_lists_non_finite_coordinates(ntu_raw, tmp_path):
+    raw, expected = ntu_raw
+    # Line 10 is joint 6 of the first frame (frame count, body count, body line, joint count, joints 0..5).
+    bad = {"S001C001P002R001A011": "nan", "S001C001P002R001A012": "-inf", "S001C001P002R001A013": "1e39"}
+    for name, value in bad.items():
+        write_skeleton_file(raw / f"{name}.skeleton", per_frame(("72057", body(20), 0)))
+        replace_x(raw / f"{name}.skeleton", 10, value)
+    written = prepare_ntu([raw], tmp_path / "out", dataset="ntu60", num_workers=0, progress=False)
+    skipped = dict(line.split("\t") for line in Path(written["NTU60_skipped.txt"]).read_text().splitlines())
+    for name, value in {**bad, "S001C001P002R001A013": "inf"}.items():  # 1e39 overflows float32 to inf
+        assert f"body 72057: non-finite coordinate x = {value} at joint 6 of its frame 0" in skipped[name]
+    with np.load(written["NTU60_XSub.npz"]) as xsub:  # the other samples are written as before
+        train = ["S002C003P001R001A010", "S001C001P002R001A001", "S001C003P004R001A023"]
+        np.testing.assert_array_equal(xsub["x_train"], np.stack([expected[name] for name in train]))
+        assert np.isfinite(xsub["x_train"]).all()
+
+
+def test_ntu_refuses_folders_whose_files_all_fail(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    write_skeleton_file(raw / "S001C001P001R001A001.skeleton", [[], []])
+    write_skeleton_file(raw / "S001C001P001R001A000.skeleton", per_frame(("1", body(20), 0)))  # no action 0
+    with pytest.raises(ValueError, match=r"None of the 2 \.skeleton files .*NTU60_skipped\.txt"):
+        prepare_ntu(str(raw), tmp_path / "out", num_workers=0, progress=False)  # one folder, passed alone
+    skipped = dict(line.split("\t") for line in (tmp_path / "out" / "NTU60_skipped.txt").read_text().splitlines())
+    assert "no frame has a body" in skipped["S001C001P001R001A001"]
+    assert "action A000 is not one of the 60 classes" in skipped["S001C001P001R001A000"]
+    assert not list((tmp_path / "out").glob("*.npz"))
+
+
+def pku_raw(tmp_path: Path, recordings: dict[str, np.ndarray], labels: dict[str, str]) -> Path:
+    """A PKU-MMD download: skeleton/ and label/ files, and a cross-subject split with every recording training."""
+    raw = tmp_path / "pku"
+    (raw / "skeleton").mkdir(parents=True)
+    (raw / "label").mkdir()
+    for name, frames in recordings.items():
+        np.savetxt(raw / "skeleton" / f"{name}.txt", frames, fmt="%.4f")
+        (raw / "label" / f"{name}.txt").write_text(labels[name])
+    training = ", ".join(recordings) or "0002-L"  # a split file lists recordings even if none were downloaded
+    (raw / "cross-subject.txt").write_text(f"Training videos:\n{training}\nValidation videos:\n")
+    return raw
+
+
+def test_pku_mmd_skips_and_lists_non_finite_coordinates_and_labels_that_are_not_whole(tmp_path):
+    frames = np.round(RNG.normal(size=(400, 150)), 4)
+    frames[50, 7], frames[60, 8], frames[390, 3] = np.nan, np.inf, np.nan  # frame 390 is in no instance
+    frames[250, 0] = 1e39  # beyond the float32 range
+    labels = "3,10,40,1\n4,45,70,1\n3.5,100,130,1\nnan,100,130,1\n5,100.5,130,1\n6,200,230,1\n7,380,400,1\n"
+    labels += "8,240,260,1\n"
+    raw = pku_raw(tmp_path, {"0002-L": frames}, {"0002-L": labels})
+    written = prepare_pku(raw, tmp_path / "out", cross_subject=raw / "cross-subject.txt", num_workers=0)
+    skipped = dict(line.split("\t") for line in Path(written["PKUv1_skipped.txt"]).read_text().splitlines())
+    assert sorted(skipped) == ["0002-L_1", "0002-L_2", "0002-L_3", "0002-L_4", "0002-L_6", "0002-L_7"]
+    assert "frame 50 holds nan, not a finite float32 coordinate (2 such frames)" in skipped["0002-L_1"]
+    assert "frame 250 holds 1e+39, not a finite float32 coordinate" in skipped["0002-L_7"]
+    assert "label line 3 reads 3.5,100,130" in skipped["0002-L_2"] and "nan,100,130" in skipped["0002-L_3"]
+    assert "5,100.5,130" in skipped["0002-L_4"] and "frame 390" in skipped["0002-L_6"]
+    with np.load(written["PKUv1_XSub.npz"], allow_pickle=False) as xsub:
+        kept = np.zeros((2, 300, 150), dtype=np.float32)
+        kept[0, :30], kept[1, :30] = frames[10:40], frames[200:230]
+        np.testing.assert_array_equal(xsub["x_train"], kept)
+        assert np.argmax(xsub["y_train"], axis=1).tolist() == [2, 5] and len(xsub["x_test"]) == 0
+
+
+def test_pku_mmd_refuses_downloads_without_usable_instances(tmp_path):
+    raw = pku_raw(tmp_path, {}, {})
+    with pytest.raises(ValueError, match=r"skeleton' holds no \.txt recordings"):
+        prepare_pku(raw, tmp_path / "out", cross_subject=raw / "cross-subject.txt", num_workers=0)
+    raw = pku_raw(tmp_path / "second", {"0002-L": np.ones((50, 150))}, {"0002-L": "52,0,10,1\n"})
+    with pytest.raises(ValueError, match=r"None of the 1 recordings .*PKUv1_skipped\.txt"):
+        prepare_pku(raw, tmp_path / "out", cross_subject=raw / "cross-subject.txt", num_workers=0)
+    assert "label 52" in (tmp_path / "out" / "PKUv1_skipped.txt").read_text()
+    assert not list((tmp_path / "out").glob("*.npz"))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"num_workers": -1}, r"`num_workers` is -1"),
+        ({"num_workers": 1.5}, r"`num_workers` is 1\.5"),
+        ({"max_frames": 0}, r"`max_frames` is 0"),
+        ({"max_frames": 2.5}, r"`max_frames` is 2\.5"),
+    ],
+)
+@pytest.mark.parametrize("dataset", ["ntu", "pku"])
+def test_preparation_refuses_bad_counts(tmp_path, dataset, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        if dataset == "ntu":
+            prepare_ntu([tmp_path], tmp_path / "out", progress=False, **kwargs)
+        else:
+            prepare_pku(tmp_path, tmp_path / "out", cross_subject=tmp_path / "split.txt", progress=False, **kwargs)

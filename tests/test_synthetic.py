@@ -154,3 +154,48 @@ def test_console_script_says_synthetic(tmp_path, capsys):
         write_synthetic_npz(tmp_path / "x.npz", num_samples=10, split="setup")
     with pytest.raises(ValueError, match="min_frames"):
         SyntheticActionConfig(min_frames=100, max_frames=50)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"noise_std": float("nan")}, r"`noise_std` .* got nan"),
+        ({"noise_std": float("inf")}, r"`noise_std` .* got inf"),
+        ({"noise_std": -0.01}, r"`noise_std` .* got -0\.01"),
+        ({"noise_std": "0.01"}, r"`noise_std` .* got '0\.01'"),
+        ({"speed_range": (0.0, 1.0)}, r"`speed_range` .*0 < low <= high, got \(0\.0, 1\.0\)"),
+        ({"speed_range": (1.25, 0.8)}, r"`speed_range` .* got \(1\.25, 0\.8\)"),
+        ({"speed_range": (0.8, float("nan"))}, r"`speed_range` .* got \(0\.8, nan\)"),
+        ({"amplitude_range": (-0.1, 1.0)}, r"`amplitude_range` .*0 <= low <= high, got \(-0\.1, 1\.0\)"),
+        ({"amplitude_range": (1.0,)}, r"`amplitude_range` .* got \(1\.0,\)"),
+        ({"num_subjects": 1}, r"`num_subjects` .* got 1"),
+        ({"num_subjects": 2.5}, r"`num_subjects` must be an integer, got 2\.5"),
+        ({"min_frames": 1}, r"min_frames=1,"),
+        ({"min_frames": 100, "max_frames": 50}, r"min_frames=100, max_frames=50"),
+        ({"max_frames": 400}, r"max_frames=400, padded_frames=300"),
+        ({"padded_frames": True}, r"`padded_frames` must be an integer, got True"),
+    ],
+)
+def test_config_refuses_bad_values(fields, message):
+    with pytest.raises(ValueError, match=message):
+        SyntheticActionConfig(**fields)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"num_samples": 0}, r"`num_samples` must be an integer >= 1, got 0"),
+        ({"num_samples": 2.5}, r"`num_samples` .* got 2\.5"),
+        ({"num_samples": 10, "seed": -1}, r"`seed` must be an integer >= 0, got -1"),
+    ],
+)
+def test_generator_refuses_bad_counts(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        generate_synthetic_actions(**kwargs)
+
+
+def test_console_script_refuses_a_nan_noise_level(tmp_path, monkeypatch):
+    monkeypatch.setenv("MAMP_HUB_TRACEBACK", "1")  # the exception itself, whether or not main reports it as one line
+    with pytest.raises(ValueError, match=r"`noise_std` .* got nan"):
+        main(["--output", str(tmp_path / "nan.npz"), "--num-samples", "10", "--noise-std", "nan"])
+    assert not (tmp_path / "nan.npz").exists()

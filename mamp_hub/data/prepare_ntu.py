@@ -22,7 +22,8 @@ Arrays: `x_*` (N, 300, 150) float32, `y_*` (N, num_classes) one-hot float64. The
 list as having missing skeletons are not part of the standard files: pass their list
 (`NTU_RGBD_samples_with_missing_skeletons.txt` / `NTU_RGBD120_samples_with_missing_skeletons.txt` from the
 NTU RGB+D repository) with `--missing-skeletons` to reproduce them. A file that cannot be read (truncated,
-corrupt, no body) is reported and skipped; the skipped files are listed in `<NAME>_skipped.txt`.
+corrupt, a coordinate that is not a finite number, no body) is reported and skipped; the skipped files are listed
+in `<NAME>_skipped.txt`. Folders without `.skeleton` files, or whose files all fail, are an error.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import argparse
 import contextlib
 import logging
 import multiprocessing
+import numbers
 import os
 import re
 import tempfile
@@ -106,7 +108,7 @@ NTU_VARIANTS: dict[str, NTUVariant] = {
 
 
 class SkeletonFileError(ValueError):
-    """A `.skeleton` file that cannot give a sample (truncated, corrupt, or without a usable body)."""
+    """A `.skeleton` file that cannot give a sample (truncated, corrupt, non-finite, or without a usable body)."""
 
 
 # ---------------------------------------------------------------------------------------------------- reading
@@ -130,7 +132,8 @@ def read_skeleton_file(path: str | os.PathLike) -> tuple[list[Body], int]:
     """Bodies of an NTU `.skeleton` file, in order of first appearance, and the number of frames with a body.
 
     Raises:
-        SkeletonFileError: the file is truncated or malformed.
+        SkeletonFileError: the file is truncated or malformed, or a body has a coordinate that is not finite
+            (nan, inf, or beyond the float32 range).
     """
     with open(path) as file:
         lines = file.read().splitlines()
@@ -186,9 +189,18 @@ def read_skeleton_file(path: str | os.PathLike) -> tuple[list[Body], int]:
     bodies = []
     for body_id, columns in coordinates.items():
         try:  # text -> float32 as the reference does (through float64: the same numbers as strtof here)
-            joints = np.stack([np.array(column, dtype=np.float32) for column in columns], axis=-1)
+            with np.errstate(over="ignore"):  # beyond the float32 range is inf, reported as non-finite below
+                joints = np.stack([np.array(column, dtype=np.float32) for column in columns], axis=-1)
         except ValueError as error:
             raise SkeletonFileError(f"body {body_id}: {error}") from None
+        # Python parses "nan" and "inf", and float32 overflows to inf: such a sample would poison every batch.
+        nonfinite = np.argwhere(~np.isfinite(joints))  # rows of `joints` are (frame, joint) pairs
+        if len(nonfinite):
+            row, axis = nonfinite[0]
+            raise SkeletonFileError(
+                f"body {body_id}: non-finite coordinate {'xyz'[axis]} = {joints[row, axis]} at joint "
+                f"{row % NUM_JOINTS} of its frame {row // NUM_JOINTS} (0-based; {len(nonfinite)} non-finite values)"
+            )
         body = Body(body_id, first_frames[body_id], joints.reshape(-1, NUM_JOINTS, 3))
         if body.last_frame > frame_index:
             raise SkeletonFileError(f"body {body_id} appears more than once in a frame")
@@ -336,6 +348,20 @@ def read_name_list(path: str | os.PathLike) -> set[str]:
         return {match.group(0) for match in FILE_NAME_PATTERN.finditer(file.read())}
 
 
+def write_skipped_list(path: str | os.PathLike, skipped: Sequence[tuple[str, str]]) -> None:
+    """Writes one `name<TAB>reason` line per skipped file or sample."""
+    with open(path, "w") as file:
+        file.writelines(f"{name}\t{reason}\n" for name, reason in skipped)
+
+
+def check_worker_and_frame_counts(num_workers: int | None, max_frames: int) -> None:
+    """Raises `ValueError` unless `num_workers` is None or >= 0 and `max_frames` >= 1 (both integers)."""
+    if num_workers is not None and (not isinstance(num_workers, numbers.Integral) or num_workers < 0):
+        raise ValueError(f"`num_workers` is {num_workers!r}; pass a count >= 0 (0: no worker processes) or None.")
+    if not isinstance(max_frames, numbers.Integral) or max_frames < 1:
+        raise ValueError(f"`max_frames` is {max_frames!r}; pass the number of frames per sample (>= 1, e.g. 300).")
+
+
 def split_indices(names: Sequence[str], benchmark: Benchmark) -> tuple[np.ndarray, np.ndarray]:
     """Train and test sample indices: grouped by id in the order of the id lists, by name within a group."""
     field = {"setup": 1, "camera": 2, "performer": 3}[benchmark.field]
@@ -363,7 +389,8 @@ def prepare_ntu(
     """Writes the standard `.npz` files of NTU RGB+D 60 or 120 from the raw `.skeleton` files.
 
     Args:
-        raw_dirs: folders holding the `.skeleton` files (for NTU-120, both the S001-S017 and S018-S032 folders).
+        raw_dirs: folders holding the `.skeleton` files (for NTU-120, both the S001-S017 and S018-S032 folders);
+            one folder may be passed alone.
         output_dir: where the `.npz` files and `<NAME>_skipped.txt` go.
         dataset: `"ntu60"` (X-sub, X-view) or `"ntu120"` (X-sub, X-set).
         missing_skeletons: the NTU list of samples with missing skeletons, left out like the standard files do.
@@ -375,17 +402,28 @@ def prepare_ntu(
 
     Returns:
         Name -> path of the files written (the `.npz` files and the skipped-file list).
+
+    Raises:
+        ValueError: bad arguments, no `.skeleton` file in `raw_dirs`, or no file that gives a sample (the
+            skipped-file list is written first).
     """
     if dataset not in NTU_VARIANTS:
         raise ValueError(f"Unknown NTU data set {dataset!r}; pass one of {sorted(NTU_VARIANTS)}.")
+    check_worker_and_frame_counts(num_workers, max_frames)
+    if isinstance(raw_dirs, (str, os.PathLike)):  # a lone path, not a sequence of one-character folder names
+        raw_dirs = [raw_dirs]
     variant = NTU_VARIANTS[dataset]
     copy_lone_actor = variant.copy_lone_actor if copy_lone_actor is None else copy_lone_actor
     files = find_skeleton_files(raw_dirs, variant.max_setup)
     excluded = read_name_list(missing_skeletons) if missing_skeletons else set()
     names = sorted(name for name in files if name not in excluded)
     if not names:
-        raise ValueError(f"No NTU .skeleton files (S001-S{variant.max_setup:03d}) found in {list(map(str, raw_dirs))}.")
+        raise ValueError(
+            f"No NTU .skeleton files (S001-S{variant.max_setup:03d}) found in {list(map(str, raw_dirs))}; pass the "
+            "folders that hold the SsssCcccPpppRrrrAaaa.skeleton files."
+        )
     os.makedirs(output_dir, exist_ok=True)
+    skipped_path = os.path.join(output_dir, f"{dataset.upper()}_skipped.txt")
 
     skipped: list[tuple[str, str]] = []
     kept_names: list[str] = []
@@ -404,7 +442,7 @@ def prepare_ntu(
                     skipped.append((name, error))
                     continue
                 label = int(FILE_NAME_PATTERN.fullmatch(name).group(5)) - 1
-                if label >= variant.num_classes:
+                if not 0 <= label < variant.num_classes:  # A000 would otherwise index the last class
                     skipped.append((name, f"action A{label + 1:03d} is not one of the {variant.num_classes} classes"))
                     continue
                 cache.write(joints.tobytes())
@@ -412,6 +450,12 @@ def prepare_ntu(
                 spans.append((offset, joints.shape[0], joints.shape[1]))
                 offset += joints.nbytes
         cache.flush()
+        if not kept_names:
+            write_skipped_list(skipped_path, skipped)
+            raise ValueError(
+                f"None of the {len(names)} .skeleton files in {list(map(str, raw_dirs))} gave a sample ({skipped_path} "
+                "says why); pass folders of readable NTU RGB+D .skeleton files."
+            )
 
         # Stage 2: each benchmark file, streamed in the protocol's sample order.
         num_frames = max([max_frames] + [frames for _, frames, _ in spans])
@@ -437,6 +481,9 @@ def prepare_ntu(
         for benchmark in variant.benchmarks:
             path = os.path.join(output_dir, benchmark.file_name)
             train, test = split_indices(kept_names, benchmark)
+            for split, indices in (("training", train), ("test", test)):
+                if not len(indices):  # a partial download; the data sets refuse to open an empty split
+                    logger.warning("%s gets no %s samples from these files.", benchmark.file_name, split)
             with NpzWriter(path) as writer:
                 for split, indices in (("train", train), ("test", test)):
                     rows = tqdm(
@@ -450,9 +497,7 @@ def prepare_ntu(
             written[benchmark.file_name] = path
             logger.info("Wrote %s: %d training and %d test samples.", path, len(train), len(test))
 
-    skipped_path = os.path.join(output_dir, f"{dataset.upper()}_skipped.txt")
-    with open(skipped_path, "w") as file:
-        file.writelines(f"{name}\t{reason}\n" for name, reason in skipped)
+    write_skipped_list(skipped_path, skipped)
     written[os.path.basename(skipped_path)] = skipped_path
     if skipped:
         logger.warning("Skipped %d of %d files; see %s.", len(skipped), len(names), skipped_path)

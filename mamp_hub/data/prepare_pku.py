@@ -13,8 +13,10 @@ Following the reference preparation (`pku_gendata.py` of the MAMP code base):
 
 Recordings are taken in sorted name order (the reference walks `os.listdir`, whose order depends on the
 file system). `x_*` (N, 300, 150) float32, `y_*` (N, 51) one-hot float64. A recording that cannot be read
-is reported and skipped, as are unusable instances; `<NAME>_skipped.txt` lists them, and instances that
-were kept but clipped (label end beyond the recording, more than 300 frames) are logged as warnings.
+is reported and skipped, as are unusable instances (a label out of range or not a whole number, no non-zero
+frame, a coordinate that is not a finite number); `<NAME>_skipped.txt` lists them, and instances that were
+kept but clipped (label end beyond the recording, more than 300 frames) are logged as warnings. A download
+without recordings, or without a usable instance, is an error.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from tqdm.auto import tqdm
 
 from ..skeletons import PKU_MMD_ACTION_NAMES
 from .datasets import NpzWriter
-from .prepare_ntu import parallel_map
+from .prepare_ntu import check_worker_and_frame_counts, parallel_map, write_skipped_list
 
 logger = logging.getLogger(__name__)
 
@@ -80,14 +82,32 @@ def extract_instances(skeleton_path: str, label_path: str, max_frames: int = 300
         )
         return result
 
-    for index, (label, start, end) in enumerate(annotations[:, :3].astype(np.int64)):
+    # Checked for all lines and frames at once; a cast to int would truncate 3.5 and turn nan into a huge number.
+    values = annotations[:, :3]
+    whole = np.all(np.isfinite(values) & (values == np.round(values)), axis=1)
+    with np.errstate(over="ignore"):  # a value beyond the float32 range would be inf in the file
+        finite = np.isfinite(frames.astype(np.float32))
+    finite_frames = finite.all(axis=1)
+    for index, (label, start, end) in enumerate(np.where(whole[:, None], values, 0).astype(np.int64)):
         name = f"{recording}_{index}"
+        if not whole[index]:
+            text = ",".join(f"{value:g}" for value in values[index])
+            result.skipped.append((name, f"label line {index + 1} reads {text}; label, start and end must be whole"))
+            continue
         if not 1 <= label <= NUM_CLASSES:
             result.skipped.append((name, f"label {label} is not in 1..{NUM_CLASSES}"))
             continue
         instance = frames[start:end] if start >= 0 else frames[0:0]
         if instance.size == 0 or instance.sum() == 0:  # the reference leaves all-zero instances out
             result.skipped.append((name, f"frames [{start}, {end}) of {len(frames)} are empty or all zero"))
+            continue
+        nonfinite = np.flatnonzero(~finite_frames[start:end][:max_frames])  # only the frames written count
+        if len(nonfinite):
+            frame = start + nonfinite[0]
+            value = frames[frame][~finite[frame]][0]
+            result.skipped.append(
+                (name, f"frame {frame} holds {value:g}, not a finite float32 coordinate ({len(nonfinite)} such frames)")
+            )
             continue
         if end > len(frames):
             result.warnings.append(f"{name}: label ends at frame {end} but the recording has {len(frames)}; clipped")
@@ -126,9 +146,14 @@ def prepare_pku(
 
     Returns:
         Name -> path of the files written.
+
+    Raises:
+        ValueError: bad arguments, no recording in `raw_dir`, or no usable instance in any recording (the
+            skipped list is written first).
     """
     if phase not in PHASE_PREFIX:
         raise ValueError(f"Unknown PKU-MMD phase {phase!r}; pass 1 or 2.")
+    check_worker_and_frame_counts(num_workers, max_frames)
     splits = {name: read_split_file(path) for name, path in (("XSub", cross_subject), ("XView", cross_view)) if path}
     if not splits:
         raise ValueError(
@@ -139,7 +164,11 @@ def prepare_pku(
         if not os.path.isdir(folder):
             raise ValueError(f"{folder!r} does not exist; `raw_dir` must hold the skeleton/ and label/ folders.")
     recordings = sorted(name.removesuffix(".txt") for name in os.listdir(skeleton_dir) if name.endswith(".txt"))
+    if not recordings:
+        raise ValueError(f"{skeleton_dir!r} holds no .txt recordings; pass the folder of the PKU-MMD download.")
     os.makedirs(output_dir, exist_ok=True)
+    prefix = PHASE_PREFIX[phase]
+    skipped_path = os.path.join(output_dir, f"{prefix}_skipped.txt")
 
     jobs = [
         (os.path.join(skeleton_dir, f"{r}.txt"), os.path.join(label_dir, f"{r}.txt"), max_frames) for r in recordings
@@ -153,8 +182,13 @@ def prepare_pku(
     for result in per_recording:
         for warning in result.warnings:
             logger.warning(warning)
+    if not any(result.labels for result in per_recording):
+        write_skipped_list(skipped_path, skipped)
+        raise ValueError(
+            f"None of the {len(recordings)} recordings in {os.fspath(raw_dir)!r} gave a usable action instance "
+            f"({skipped_path} says why); pass a PKU-MMD download with readable skeleton and label files."
+        )
 
-    prefix = PHASE_PREFIX[phase]
     written = {}
     for benchmark, training_names in splits.items():
         parts: dict[str, tuple[list[np.ndarray], list[int]]] = {"train": ([], []), "test": ([], [])}
@@ -163,6 +197,9 @@ def prepare_pku(
             sequences.extend(result.sequences)
             labels.extend(result.labels)
         path = os.path.join(output_dir, f"{prefix}_{benchmark}.npz")
+        for split, (_, labels) in parts.items():
+            if not labels:  # e.g. a split file that names every recording; the data sets refuse an empty split
+                logger.warning("%s gets no %s instances.", os.path.basename(path), split)
         with NpzWriter(path) as writer:
             for split, (sequences, labels) in parts.items():
                 rows = (np.pad(sequence, ((0, max_frames - len(sequence)), (0, 0))) for sequence in sequences)
@@ -171,9 +208,7 @@ def prepare_pku(
         written[os.path.basename(path)] = path
         logger.info("Wrote %s: %d training and %d test instances.", path, len(parts["train"][1]), len(parts["test"][1]))
 
-    skipped_path = os.path.join(output_dir, f"{prefix}_skipped.txt")
-    with open(skipped_path, "w") as file:
-        file.writelines(f"{name}\t{reason}\n" for name, reason in skipped)
+    write_skipped_list(skipped_path, skipped)
     written[os.path.basename(skipped_path)] = skipped_path
     if skipped:
         logger.warning("Skipped %d recordings or instances; see %s.", len(skipped), skipped_path)

@@ -28,6 +28,8 @@ Generation is vectorised over samples and deterministic for a given seed.
 from __future__ import annotations
 
 import argparse
+import math
+import numbers
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -81,6 +83,33 @@ _DOFS = (
 )  # fmt: skip
 
 
+def _is_finite_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_integer(name: str, value: object, minimum: int | None = None) -> None:
+    """Raises `ValueError` unless `value` is an integer (not a bool) and, if given, at least `minimum`."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or (minimum is not None and value < minimum):
+        raise ValueError(f"`{name}` must be an integer{'' if minimum is None else f' >= {minimum}'}, got {value!r}.")
+
+
+def _check_range(name: str, value: object, low_may_be_zero: bool) -> None:
+    """Raises `ValueError` unless `value` is a (low, high) pair of finite numbers with 0 < low <= high
+    (0 <= low <= high when `low_may_be_zero`)."""
+    pair = tuple(value) if isinstance(value, (tuple, list)) else ()
+    if (
+        len(pair) != 2
+        or not all(map(_is_finite_number, pair))
+        or pair[0] < 0
+        or (pair[0] == 0 and not low_may_be_zero)
+        or pair[0] > pair[1]
+    ):
+        bound = "0 <=" if low_may_be_zero else "0 <"
+        raise ValueError(
+            f"`{name}` must be a (low, high) pair of finite numbers with {bound} low <= high, got {value!r}."
+        )
+
+
 @dataclass(frozen=True)
 class SyntheticActionConfig:
     """Sizes and variation of the SYNTHETIC action set.
@@ -90,9 +119,12 @@ class SyntheticActionConfig:
             in the cross-subject split).
         min_frames, max_frames: range of sequence lengths (uniform), before padding.
         padded_frames: frames per stored sequence (300 as in the NTU files).
-        noise_std: standard deviation of the Gaussian sensor noise per coordinate, in metres.
-        speed_range: range of the speed factor (log-uniform).
-        amplitude_range: range of the movement amplitude factor (uniform).
+        noise_std: standard deviation of the Gaussian sensor noise per coordinate, in metres (>= 0).
+        speed_range: range (low, high) of the speed factor (log-uniform; 0 < low <= high).
+        amplitude_range: range (low, high) of the movement amplitude factor (uniform; 0 <= low <= high).
+
+    Raises:
+        ValueError: a count that is not an integer in range, or a value that is not a finite number in range.
     """
 
     num_subjects: int = 20
@@ -104,13 +136,20 @@ class SyntheticActionConfig:
     amplitude_range: tuple[float, float] = (0.8, 1.2)
 
     def __post_init__(self) -> None:
+        for name in ("num_subjects", "min_frames", "max_frames", "padded_frames"):
+            _check_integer(name, getattr(self, name))
         if self.num_subjects < 2:
             raise ValueError(f"`num_subjects` must be at least 2 (train and test subjects), got {self.num_subjects}.")
         if not 2 <= self.min_frames <= self.max_frames <= self.padded_frames:
             raise ValueError(
                 "Frame counts must satisfy 2 <= min_frames <= max_frames <= padded_frames, got "
-                f"{self.min_frames}, {self.max_frames}, {self.padded_frames}."
+                f"min_frames={self.min_frames}, max_frames={self.max_frames}, padded_frames={self.padded_frames}."
             )
+        # A nan or inf here would silently turn every coordinate into nan.
+        if not _is_finite_number(self.noise_std) or self.noise_std < 0:
+            raise ValueError(f"`noise_std` must be a finite number >= 0 (metres), got {self.noise_std!r}.")
+        _check_range("speed_range", self.speed_range, low_may_be_zero=False)  # log-uniform: log(0) = -inf
+        _check_range("amplitude_range", self.amplitude_range, low_may_be_zero=True)
 
 
 @dataclass
@@ -316,12 +355,15 @@ def generate_synthetic_actions(
 
     Args:
         num_samples: number of sequences.
-        seed: seed of everything random; the same seed (and sizes) gives the same arrays.
+        seed: seed of everything random (>= 0); the same seed (and sizes) gives the same arrays.
         config: sizes and variation (default `SyntheticActionConfig()`).
+
+    Raises:
+        ValueError: `num_samples` < 1, or `seed` < 0 (or either not an integer).
     """
     config = config or SyntheticActionConfig()
-    if num_samples < 1:
-        raise ValueError(f"`num_samples` must be positive, got {num_samples}.")
+    _check_integer("num_samples", num_samples, minimum=1)
+    _check_integer("seed", seed, minimum=0)  # NumPy's seed sequences take non-negative integers
     rng = np.random.default_rng([seed, 0])
     num_classes = len(SYNTHETIC_ACTION_NAMES)
     labels = rng.permutation(np.arange(num_samples) % num_classes)
