@@ -18,12 +18,13 @@ import torch
 
 from .ntu import NTU_JOINT_NAMES, NUM_NTU_JOINTS
 
-# Places of the NTU joints that no source has, as fractions of body segments. They follow the Kinect v2 skeleton:
-# its neck joint sits low on the neck, 0.4 of the way from the spine-shoulder joint to the head centre; its hand
-# joint lies mid-palm, about 0.3 forearm lengths past the wrist (the hand is about 0.7 forearm lengths long).
+# Places of the NTU joints that a source lacks, as fractions of body segments, after the Kinect v2 skeleton's
+# approximate proportions: its neck joint sits low on the neck, about 0.4 of the way from the spine-shoulder joint
+# to the head centre; its hand joint lies mid-palm, about 0.3 forearm lengths past the wrist (the hand is about 0.7
+# forearm lengths long).
 NECK_FRACTION = 0.4
 HAND_PAST_WRIST = 0.3
-# Where a source has a hand joint but no hand tip, the tip is the hand joint's distance again past it.
+# Where a source has no hand tip, the tip is placed the wrist-to-hand distance again past the hand joint.
 TIP_PAST_HAND = 1.0
 # Human3.6M stops at the ankle: its foot joints are placed 0.3 shin lengths (about 12 cm) in front of the ankles,
 # in the direction the pelvis and trunk face, since the feet point roughly where the body faces.
