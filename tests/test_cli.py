@@ -1,0 +1,117 @@
+"""Console scripts: bad input is one line `PROG: error: ...` on stderr and exit status 2, never a traceback."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# What each script is given, in {tmp}: (console script, its module, arguments, what the error must name).
+BAD_INPUTS = {
+    "convert-missing-checkpoint": (
+        "mamp-convert",
+        "mamp_hub.convert",
+        ["{tmp}/no-such-checkpoint.pth", "{tmp}/out"],
+        "no-such-checkpoint.pth",
+    ),
+    "convert-text-checkpoint": ("mamp-convert", "mamp_hub.convert", ["{tmp}/notes.txt", "{tmp}/out"], "notes.txt"),
+    "convert-text-id2label": (
+        "mamp-convert",
+        "mamp_hub.convert",
+        ["{tmp}/no-such-checkpoint.pth", "{tmp}/out", "--id2label", "{tmp}/notes.txt"],
+        "notes.txt",
+    ),
+    "prepare-ntu-missing-folder": (
+        "mamp-prepare-ntu",
+        "mamp_hub.data.prepare_ntu",
+        ["--raw-dir", "{tmp}/no-such-folder", "--output-dir", "{tmp}/out"],
+        "no-such-folder",
+    ),
+    "prepare-pku-missing-inputs": (
+        "mamp-prepare-pku",
+        "mamp_hub.data.prepare_pku",
+        ["--raw-dir", "{tmp}/no-such-folder", "--output-dir", "{tmp}/out", "--cross-subject", "{tmp}/no-such.txt"],
+        "no-such",  # the folder or the split file, whichever the script checks first
+    ),
+    "synthetic-negative-count": (
+        "mamp-synthetic",
+        "mamp_hub.data.synthetic",
+        ["--output", "{tmp}/out.npz", "--num-samples", "-3"],
+        "-3",
+    ),
+}
+CASES = [pytest.param(*case, id=name) for name, case in BAD_INPUTS.items()]
+MODULES = {script: module for script, module, *_ in BAD_INPUTS.values()}
+
+
+def _arguments(arguments: list[str], tmp_path: Path) -> list[str]:
+    (tmp_path / "notes.txt").write_text("not a checkpoint, not JSON\n")
+    return [argument.format(tmp=tmp_path) for argument in arguments]
+
+
+def _assert_one_error_line(stderr: str, script: str, named: str) -> None:
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith(f"{script}: error: ")]
+    assert len(errors) == 1, stderr
+    assert stderr.endswith(errors[0] + "\n"), stderr  # nothing (a traceback, a second message) after it
+    assert named in errors[0]
+
+
+@pytest.mark.parametrize(("script", "module", "arguments", "named"), CASES)
+def test_bad_input_is_one_error_line_and_exit_2(tmp_path, capsys, monkeypatch, script, module, arguments, named):
+    monkeypatch.delenv("MAMP_HUB_TRACEBACK", raising=False)
+    main = importlib.import_module(module).main
+    with pytest.raises(SystemExit) as exit_info:
+        main(_arguments(arguments, tmp_path))
+    assert exit_info.value.code == 2
+    _assert_one_error_line(capsys.readouterr().err, script, named)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.npz").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("script", "module", "arguments", "named"), CASES)
+def test_bad_input_from_the_command_line_is_one_error_line_and_exit_2(tmp_path, script, module, arguments, named):
+    env = {k: v for k, v in os.environ.items() if k != "MAMP_HUB_TRACEBACK"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    result = subprocess.run(
+        [sys.executable, "-m", module, *_arguments(arguments, tmp_path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stderr
+    _assert_one_error_line(result.stderr, script, named)
+
+
+@pytest.mark.parametrize("script", sorted(MODULES))
+def test_installed_console_scripts_are_the_guarded_mains(script):
+    (entry_point,) = [e for e in entry_points(group="console_scripts") if e.name == script]
+    main = entry_point.load()
+    assert main is importlib.import_module(MODULES[script]).main
+    assert main.__wrapped__.__module__ == MODULES[script]  # functools.wraps of console_script's guard
+
+
+def test_usage_errors_keep_argparse_s_message(capsys):
+    from mamp_hub.convert import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2
+    _assert_one_error_line(capsys.readouterr().err, "mamp-convert", "the following arguments are required")
+
+
+def test_traceback_is_shown_on_request(tmp_path, monkeypatch):
+    from mamp_hub.convert import CheckpointError, main
+
+    monkeypatch.setenv("MAMP_HUB_TRACEBACK", "1")
+    with pytest.raises(CheckpointError, match="no-such-checkpoint.pth does not exist"):
+        main([str(tmp_path / "no-such-checkpoint.pth"), str(tmp_path / "out")])
