@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..cli import console_script
 from .datasets import NpzWriter
 
 logger = logging.getLogger(__name__)
@@ -504,6 +505,7 @@ def prepare_ntu(
     return written
 
 
+@console_script("mamp-prepare-ntu")
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="mamp-prepare-ntu",

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..cli import console_script
 from ..skeletons import PKU_MMD_ACTION_NAMES
 from .datasets import NpzWriter
 from .prepare_ntu import check_worker_and_frame_counts, parallel_map, write_skipped_list
@@ -215,6 +216,7 @@ def prepare_pku(
     return written
 
 
+@console_script("mamp-prepare-pku")
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="mamp-prepare-pku",

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..cli import console_script
 from ..skeletons import NTU_MIRROR_PAIRS, NTU_PARENTS, NUM_NTU_JOINTS
 from .datasets import NpzWriter
 
@@ -517,6 +518,7 @@ def write_synthetic_npz(
     return os.fspath(path)
 
 
+@console_script("mamp-synthetic")
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="mamp-synthetic",
