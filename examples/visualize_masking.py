@@ -15,7 +15,6 @@ trained model would.
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,7 @@ from matplotlib.ticker import MaxNLocator
 
 from mamp_hub import MampConfig, MampForMaskedMotionPrediction, MampSkeletonProcessor
 from mamp_hub.data.synthetic import SYNTHETIC_ACTION_NAMES, generate_synthetic_actions
-from mamp_hub.modeling_mamp import patchify
+from mamp_hub.modeling_mamp import masking_probabilities, patchify
 from mamp_hub.skeletons import NTU_BONES, NTU_JOINT_NAMES
 
 MASKED_COLOR, VISIBLE_COLOR, BONE_COLOR = "#d62728", "#1f4e9c", "#9a9a9a"
@@ -55,19 +54,15 @@ def load_model(checkpoint: str | None) -> tuple[MampForMaskedMotionPrediction, M
 
 
 def masking_probability(model: MampForMaskedMotionPrediction, skeletons: torch.Tensor) -> torch.Tensor:
-    """Probability pi (Eq. 5) that the masking gives each token, `(N, L)` for `(N, T, V, C)` skeletons.
-
-    `masking_scores` returns `log pi - log(-log u)`; with every u = exp(-1) the Gumbel term is zero, which leaves
-    `log pi` as the model computes it. Random masking (e.g. a SkeletonMAE-style model) is uniform.
-    """
+    """Probability pi (Eq. 5) that the masking gives each token, `(N, L)` for `(N, T, V, C)` skeletons; random
+    masking (e.g. a SkeletonMAE-style model) is uniform."""
     config = model.config
     joint_patches = patchify(skeletons, config.temporal_patch_size, config.joint_patch_size)
-    num_sequences, num_segments, num_joint_patches = joint_patches.shape[:3]
-    num_tokens = num_segments * num_joint_patches
     if config.masking_strategy == "random":
+        num_sequences, num_segments, num_joint_patches = joint_patches.shape[:3]
+        num_tokens = num_segments * num_joint_patches
         return torch.full((num_sequences, num_tokens), 1 / num_tokens)
-    neutral_noise = torch.full((num_sequences, num_tokens), math.exp(-1))
-    return model.masking_scores(joint_patches, neutral_noise).exp()
+    return masking_probabilities(joint_patches, config.motion_aware_tau)
 
 
 def draw(

@@ -8,7 +8,7 @@ from transformers import (
     AutoModelForVideoClassification,
 )
 
-from .configuration_mamp import MampConfig
+from .configuration_mamp import MampConfig, MampConfigError
 from .modeling_mamp import (
     MampForMaskedMotionPrediction,
     MampForSkeletonClassification,
@@ -28,6 +28,7 @@ AutoFeatureExtractor.register(MampConfig, MampSkeletonProcessor, exist_ok=True)
 
 __all__ = [
     "MampConfig",
+    "MampConfigError",
     "MampModel",
     "MampPreTrainedModel",
     "MampForMaskedMotionPrediction",

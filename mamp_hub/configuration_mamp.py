@@ -240,6 +240,11 @@ class MampConfig(PreTrainedConfig):
                 f"mask_ratio={self.mask_ratio} keeps {visible} of the {tokens} tokens of a {self.num_frames}-frame "
                 "sequence visible; pre-training needs at least one visible and one masked token (the paper: 0.9)."
             )
+        if self.masking_strategy == "motion_aware" and self.num_temporal_patches < 2:
+            raise ValueError(
+                f"Motion-aware masking compares consecutive time segments: num_frames ({self.num_frames}) must be at "
+                f"least 2 x temporal_patch_size ({self.temporal_patch_size})."
+            )
 
     def validate_motion_stride(self) -> None:
         if self.motion_stride >= self.num_frames:
@@ -248,6 +253,8 @@ class MampConfig(PreTrainedConfig):
             )
 
     def validate_labels(self) -> None:
+        if self.num_labels < 1:
+            raise ValueError(f"num_labels must be at least 1, got {self.num_labels}.")
         if self.id2label is not None and sorted(self.id2label) != list(range(len(self.id2label))):
             raise ValueError(
                 f"id2label keys must be the class indices 0..{len(self.id2label) - 1}, got {sorted(self.id2label)}."

@@ -5,11 +5,15 @@ Sections follow the paper: 3.2 joint embedding, 3.3 motion extraction, 3.4 motio
 the published numbers: tokens are time-major (token `t * V + v`), persons are folded into the batch
 as row `n * M + m`, and motion is a forward difference with the last frames padded.
 
-Shapes: B batch, M persons, T frames, V joints, C channels, D hidden size, T_e = T / temporal_patch_size
-segments, V_p = V / joint_patch_size joint groups, L = T_e * V_p tokens, P = values per token.
-"""
+No forward reads tensor values on the host: input checks look at shapes and dtypes, and at values only for CPU
+tensors outside `torch.compile` (where reading them costs no device synchronisation). The eval-mode skip of
+absent persons gets the present slots from the caller (`present_persons`, which `MampSkeletonProcessor` returns),
+so the model never has to count them.
 
-from __future__ import annotations
+Shapes: B batch, M persons, T frames, V joints, C channels, D hidden size, T_e = T / temporal_patch_size
+segments, V_p = V / joint_patch_size joint groups, L = T_e * V_p tokens, P = values per token, N = B * M
+person sequences.
+"""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,9 +26,15 @@ from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from transformers.utils import ModelOutput
+from transformers.processing_utils import Unpack
+from transformers.utils import ModelOutput, TransformersKwargs
+from transformers.utils.generic import can_return_tuple
+from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .configuration_mamp import MampConfig
+
+# Label value left out of the classification loss (PyTorch's and transformers' convention).
+IGNORE_INDEX = -100
 
 # ---------------------------------------------------------------------------------------------
 # Outputs
@@ -40,9 +50,9 @@ class MampModelOutput(ModelOutput):
         pooler_output (`torch.FloatTensor` of shape `(B, D)`):
             Clip embedding: mean of `last_hidden_state` over persons, time and joints (the linear-probe features).
         hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned with `output_hidden_states=True`):
-            Embedding output and each layer's output, each `(B * M, L, D)` (persons folded into the batch).
+            Embedding output and each layer's output, each `(N, L, D)` (persons folded into the batch).
         attentions (`tuple(torch.FloatTensor)`, *optional*, returned with `output_attentions=True`):
-            Each layer's attention probabilities, `(B * M, heads, L, L)`.
+            Each layer's attention probabilities, `(N, heads, L, L)`.
     """
 
     last_hidden_state: torch.FloatTensor | None = None
@@ -59,13 +69,13 @@ class MampForPreTrainingOutput(ModelOutput):
     Args:
         loss (`torch.FloatTensor` of shape `()`):
             Mean squared error between predictions and (normalised) targets, averaged over masked tokens.
-        logits (`torch.FloatTensor` of shape `(B * M, L, P)`):
+        logits (`torch.FloatTensor` of shape `(N, L, P)`):
             Predicted target (motion by default) of every token, in token order.
-        mask (`torch.FloatTensor` of shape `(B * M, L)`):
+        mask (`torch.FloatTensor` of shape `(N, L)`):
             1 for masked tokens, 0 for visible ones.
-        ids_restore (`torch.LongTensor` of shape `(B * M, L)`):
+        ids_restore (`torch.LongTensor` of shape `(N, L)`):
             Permutation that puts the shuffled tokens (visible first) back in token order.
-        encoder_last_hidden_state (`torch.FloatTensor` of shape `(B * M, L_visible, D)`):
+        encoder_last_hidden_state (`torch.FloatTensor` of shape `(N, L_visible, D)`):
             Encoder output of the visible tokens, after the final LayerNorm.
         hidden_states, attentions: encoder hidden states / attentions over the visible tokens, on request.
     """
@@ -97,8 +107,13 @@ class MampSkeletonClassifierOutput(ModelOutput):
 
 
 # ---------------------------------------------------------------------------------------------
-# Inputs, patches and motion (Sections 3.2 and 3.3)
+# Input checks: shapes and dtypes always; values only where reading them is free (CPU, not compiling)
 # ---------------------------------------------------------------------------------------------
+
+
+def _values_readable(tensor: torch.Tensor) -> bool:
+    """Whether checking `tensor`'s values costs no device synchronisation and no graph break."""
+    return tensor.device.type == "cpu" and not torch.compiler.is_compiling()
 
 
 def check_skeleton_values(skeleton_values: torch.Tensor, config: MampConfig) -> torch.Tensor:
@@ -108,6 +123,8 @@ def check_skeleton_values(skeleton_values: torch.Tensor, config: MampConfig) -> 
             f"skeleton_values must be a torch.Tensor of shape (batch, persons, frames, joints, channels), got "
             f"{type(skeleton_values).__name__}. Use MampSkeletonProcessor or torch.as_tensor to convert arrays."
         )
+    if skeleton_values.dtype == torch.bool or skeleton_values.is_complex():
+        raise ValueError(f"skeleton_values must hold real coordinates, got dtype {skeleton_values.dtype}.")
     if skeleton_values.ndim == 4:
         skeleton_values = skeleton_values.unsqueeze(1)
     if skeleton_values.ndim != 5:
@@ -123,15 +140,78 @@ def check_skeleton_values(skeleton_values: torch.Tensor, config: MampConfig) -> 
             f"The model expects {config.num_joints} joints with {config.num_channels} channels in the last two "
             f"dimensions, got {joints} joints and {channels} channels (shape {tuple(skeleton_values.shape)})."
         )
-    if frames % config.temporal_patch_size != 0:
+    if frames == 0 or frames % config.temporal_patch_size != 0:
         raise ValueError(
-            f"The number of frames ({frames}) must be a multiple of temporal_patch_size "
+            f"The number of frames ({frames}) must be a positive multiple of temporal_patch_size "
             f"({config.temporal_patch_size}); resample the sequence (MampSkeletonProcessor does) to "
             f"{config.num_frames} frames."
         )
-    if not torch.isfinite(skeleton_values).all():
+    if _values_readable(skeleton_values) and not torch.isfinite(skeleton_values).all():
         raise ValueError("skeleton_values contains NaN or infinite values; replace missing joints with zeros.")
     return skeleton_values
+
+
+def check_present_persons(present_persons: torch.Tensor, num_slots: int) -> None:
+    """`present_persons` must be ascending flat slot indices `(P,)` in `[0, num_slots)`, as the processor gives."""
+    if not isinstance(present_persons, torch.Tensor) or present_persons.dtype != torch.long:
+        raise ValueError(
+            f"present_persons must be a torch.LongTensor of person-slot indices, got {type(present_persons).__name__}"
+            f"{f' of dtype {present_persons.dtype}' if isinstance(present_persons, torch.Tensor) else ''}; pass the "
+            "processor's present_persons, or leave it out."
+        )
+    if present_persons.ndim != 1 or len(present_persons) > num_slots:
+        raise ValueError(
+            f"present_persons must have shape (P,) with P <= batch * persons = {num_slots}, got "
+            f"{tuple(present_persons.shape)}."
+        )
+    if _values_readable(present_persons) and len(present_persons):
+        ascending = (present_persons[1:] > present_persons[:-1]).all()
+        if not ascending or present_persons[0] < 0 or present_persons[-1] >= num_slots:
+            raise ValueError(
+                f"present_persons must be ascending indices in [0, {num_slots}), got {present_persons.tolist()}."
+            )
+
+
+def check_noise(noise: torch.Tensor, shape: tuple[int, int]) -> None:
+    """Masking noise: uniform numbers in [0, 1) of shape `(N, L)`. Only a caller who wants fixed masks passes it (it
+    is drawn otherwise), so its values are checked on any device, except inside `torch.compile`."""
+    if not isinstance(noise, torch.Tensor) or not noise.is_floating_point():
+        raise ValueError(
+            f"noise must be a floating-point torch.Tensor of uniform numbers in [0, 1), got "
+            f"{getattr(noise, 'dtype', type(noise).__name__)}."
+        )
+    if tuple(noise.shape) != shape:
+        raise ValueError(f"noise must have shape (batch * persons, tokens) = {shape}, got {tuple(noise.shape)}.")
+    if not torch.compiler.is_compiling() and not ((noise >= 0) & (noise < 1)).all():  # also False for NaN
+        raise ValueError(
+            "noise must hold numbers in [0, 1) (e.g. torch.rand); it has NaN or values outside that range, which "
+            "would mask the same tokens in every row."
+        )
+
+
+def check_labels(labels: torch.Tensor, batch_size: int, num_labels: int) -> None:
+    """Class indices `(B,)` in `[0, num_labels)`, or `IGNORE_INDEX` (-100) for a clip left out of the loss."""
+    if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.is_complex():
+        raise ValueError(
+            f"labels must be integer class indices (torch.long), got {getattr(labels, 'dtype', type(labels).__name__)};"
+            " for one-hot rows pass labels.argmax(-1)."
+        )
+    if labels.dtype == torch.bool or tuple(labels.shape) != (batch_size,):
+        raise ValueError(
+            f"labels must be class indices of shape ({batch_size},), got {labels.dtype} of shape {tuple(labels.shape)}."
+        )
+    if _values_readable(labels):
+        bad = labels[(labels != IGNORE_INDEX) & ((labels < 0) | (labels >= num_labels))]
+        if len(bad):
+            raise ValueError(
+                f"labels {bad.unique().tolist()[:10]} are outside the model's classes [0, {num_labels}); use -100 "
+                "for a clip to leave out of the loss."
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# 3.2 Segment-wise joint embedding
+# ---------------------------------------------------------------------------------------------
 
 
 def patchify(skeletons: torch.Tensor, temporal_patch_size: int, joint_patch_size: int) -> torch.Tensor:
@@ -141,24 +221,6 @@ def patchify(skeletons: torch.Tensor, temporal_patch_size: int, joint_patch_size
         n, frames // temporal_patch_size, temporal_patch_size, joints // joint_patch_size, joint_patch_size, channels
     )
     return patches.permute(0, 1, 3, 2, 4, 5).flatten(3)
-
-
-def extract_motion(skeletons: torch.Tensor, stride: int = 1, direction: str = "forward", padding: str = "constant"):
-    """Temporal difference of `(N, T, V, C)` sequences along frames, same shape (Eq. 2 and 3).
-
-    `"forward"`: `x[t + stride] - x[t]`, the last `stride` frames padded (the authors' code);
-    `"backward"`: `x[t] - x[t - stride]`, the first `stride` frames padded (the paper's Eq. 2).
-    Padding is zeros (`"constant"`) or a copy of the nearest `stride` computed frames (`"replicate"`).
-    """
-    difference = skeletons[:, stride:] - skeletons[:, :-stride]
-    if padding == "constant":
-        pad = torch.zeros_like(difference[:, :stride])
-    elif direction == "forward":
-        pad = difference[:, -stride:]
-    else:
-        pad = difference[:, :stride]
-    parts = (difference, pad) if direction == "forward" else (pad, difference)
-    return torch.cat(parts, dim=1)
 
 
 def add_position_embeddings(tokens: torch.Tensor, temporal: nn.Parameter, spatial: nn.Parameter) -> torch.Tensor:
@@ -196,7 +258,94 @@ class MampEmbeddings(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------
-# Transformer blocks
+# 3.3 Motion: the prediction target
+# ---------------------------------------------------------------------------------------------
+
+
+def extract_motion(
+    skeletons: torch.Tensor, stride: int = 1, direction: str = "forward", padding: str = "constant"
+) -> torch.Tensor:
+    """Temporal difference of `(N, T, V, C)` sequences along frames, same shape (Eq. 2 and 3).
+
+    `"forward"`: `x[t + stride] - x[t]`, the last `stride` frames padded (the authors' code);
+    `"backward"`: `x[t] - x[t - stride]`, the first `stride` frames padded (the paper's Eq. 2).
+    Padding is zeros (`"constant"`) or a copy of the nearest `stride` computed frames (`"replicate"`).
+    """
+    if direction not in ("forward", "backward") or padding not in ("constant", "replicate"):
+        raise ValueError(
+            f"direction must be 'forward' or 'backward' and padding 'constant' or 'replicate', got {direction!r} "
+            f"and {padding!r}."
+        )
+    if not 0 < stride < skeletons.shape[1]:
+        raise ValueError(f"The motion stride ({stride}) must be at least 1 and below the {skeletons.shape[1]} frames.")
+    difference = skeletons[:, stride:] - skeletons[:, :-stride]
+    if padding == "constant":
+        pad = torch.zeros_like(difference[:, :stride])
+    else:  # replicate the computed frames next to the padded end
+        pad = difference[:, -stride:] if direction == "forward" else difference[:, :stride]
+    parts = (difference, pad) if direction == "forward" else (pad, difference)
+    return torch.cat(parts, dim=1)
+
+
+def normalize_patches(patches: torch.Tensor) -> torch.Tensor:
+    """Standardise each `(..., P)` patch by its own mean and (unbiased) variance, as MAE's `norm_pix_loss`."""
+    mean = patches.mean(dim=-1, keepdim=True)
+    var = patches.var(dim=-1, keepdim=True)
+    return (patches - mean) / (var + 1e-6) ** 0.5
+
+
+def masked_mse_loss(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over masked tokens of the per-token mean squared error; `(N, L, P)` predictions, `(N, L)` mask."""
+    loss_per_token = (prediction - target).pow(2).mean(dim=-1)
+    return (loss_per_token * mask).sum() / mask.sum()
+
+
+# ---------------------------------------------------------------------------------------------
+# 3.4 Motion-aware masking
+# ---------------------------------------------------------------------------------------------
+
+
+def motion_intensity(joint_patches: torch.Tensor) -> torch.Tensor:
+    """Motion intensity of each token (Eq. 4), `(N, L)` from `(N, T_e, V_p, P)` joint patches: the mean absolute
+    change of its values from the previous segment; the first segment copies the second's."""
+    intensity = (joint_patches[:, 1:] - joint_patches[:, :-1]).abs().mean(dim=-1)
+    return torch.cat([intensity[:, :1], intensity], dim=1).flatten(1)
+
+
+def masking_probabilities(joint_patches: torch.Tensor, tau: float) -> torch.Tensor:
+    """Probability of each token to be masked (Eq. 5), `(N, L)`: `softmax(I / (max I * tau))` over the tokens of
+    a sequence, with I the motion intensity; a lower `tau` concentrates the masking on fast-moving joints."""
+    intensity = motion_intensity(joint_patches)
+    return F.softmax(intensity / (intensity.amax(dim=-1, keepdim=True) * tau + 1e-10), dim=-1)
+
+
+def gumbel_masking_scores(probabilities: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Gumbel-perturbed log probabilities `(N, L)` from uniform `noise` (Eq. 6): the tokens with the highest scores
+    are a draw without replacement from `probabilities`, so they are masked and the lowest kept."""
+    # log(softmax) as computed, not log_softmax: the authors' rounding, so that rankings match theirs bit for bit.
+    return torch.log(probabilities) - torch.log(-torch.log(noise + 1e-10) + 1e-10)
+
+
+def random_masking(scores: torch.Tensor, num_visible: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Keep the `num_visible` lowest-scoring tokens of each sequence: ViT-MAE's `random_masking` with the scores
+    given (uniform noise gives MAE's), returning indices, so that the encoder gathers the kept tokens it embeds.
+
+    Args:
+        scores: `(N, L)` masking scores.
+        num_visible: tokens kept per sequence.
+
+    Returns:
+        ids_keep `(N, num_visible)`, mask `(N, L)` (1 = masked, in the scores' dtype) and ids_restore `(N, L)`, the
+        permutation that puts the shuffled tokens (kept first) back in token order.
+    """
+    ids_shuffle = torch.argsort(scores, dim=1)
+    ids_restore = torch.argsort(ids_shuffle, dim=1)
+    mask = (ids_restore >= num_visible).to(scores.dtype)
+    return ids_shuffle[:, :num_visible], mask, ids_restore
+
+
+# ---------------------------------------------------------------------------------------------
+# 3.5 Transformer blocks
 # ---------------------------------------------------------------------------------------------
 
 
@@ -208,7 +357,7 @@ def eager_attention_forward(
     attention_mask: torch.Tensor | None,
     scaling: float,
     dropout: float = 0.0,
-    **kwargs,
+    **kwargs: Unpack[TransformersKwargs],
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Plain softmax attention over `(N, heads, L, head_dim)` inputs; returns `(N, L, heads, head_dim)` and weights."""
     attn_weights = torch.matmul(query, key.transpose(2, 3)) * scaling
@@ -235,14 +384,14 @@ class MampSelfAttention(nn.Module):
         self.proj_dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(
-        self, hidden_states: torch.Tensor, output_attentions: bool = False
+        self, hidden_states: torch.Tensor, **kwargs: Unpack[TransformersKwargs]
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch, length, _ = hidden_states.shape
         query, key, value = (
             self.qkv(hidden_states).view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         )
         # Fused kernels do not return probabilities, so a request for them takes the eager path.
-        implementation = "eager" if output_attentions else self.config._attn_implementation
+        implementation = "eager" if kwargs.get("output_attentions") else self.config._attn_implementation
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
         attn_output, attn_weights = attention_interface(
             self,
@@ -252,9 +401,10 @@ class MampSelfAttention(nn.Module):
             None,
             dropout=self.config.attention_probs_dropout_prob if self.training else 0.0,
             scaling=self.scaling,
+            **kwargs,
         )
         attn_output = self.proj_dropout(self.proj(attn_output.reshape(batch, length, -1)))
-        return attn_output, attn_weights if output_attentions else None
+        return attn_output, attn_weights
 
 
 class MampMLP(nn.Module):
@@ -300,13 +450,10 @@ class MampLayer(GradientCheckpointingLayer):
         self.mlp = MampMLP(config, hidden_size, intermediate_size)
         self.drop_path = MampDropPath(drop_path)
 
-    def forward(
-        self, hidden_states: torch.Tensor, output_attentions: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attn_output, attn_weights = self.attention(self.norm1(hidden_states), output_attentions)
+    def forward(self, hidden_states: torch.Tensor, **kwargs: Unpack[TransformersKwargs]) -> torch.Tensor:
+        attn_output, _ = self.attention(self.norm1(hidden_states), **kwargs)
         hidden_states = hidden_states + self.drop_path(attn_output)
-        hidden_states = hidden_states + self.drop_path(self.mlp(self.norm2(hidden_states)))
-        return hidden_states, attn_weights
+        return hidden_states + self.drop_path(self.mlp(self.norm2(hidden_states)))
 
 
 class MampEncoder(nn.Module):
@@ -316,24 +463,17 @@ class MampEncoder(nn.Module):
         self, config: MampConfig, hidden_size: int, num_layers: int, num_heads: int, intermediate_size: int
     ):
         super().__init__()
-        # The authors' decoder takes the first rates of the encoder's stochastic-depth ramp.
+        # The authors' decoder takes the first rates of the encoder's stochastic-depth ramp (the config makes sure
+        # the decoder is not the deeper one).
         drop_path_rates = torch.linspace(0, config.drop_path_rate, config.num_hidden_layers).tolist()
         self.layers = nn.ModuleList(
             MampLayer(config, hidden_size, num_heads, intermediate_size, drop_path_rates[i]) for i in range(num_layers)
         )
 
-    def forward(
-        self, hidden_states: torch.Tensor, output_attentions: bool = False, output_hidden_states: bool = False
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
-        all_hidden_states = (hidden_states,) if output_hidden_states else None
-        all_attentions = () if output_attentions else None
+    def forward(self, hidden_states: torch.Tensor, **kwargs: Unpack[TransformersKwargs]) -> torch.Tensor:
         for layer in self.layers:
-            hidden_states, attn_weights = layer(hidden_states, output_attentions)
-            if output_hidden_states:
-                all_hidden_states += (hidden_states,)
-            if output_attentions:
-                all_attentions += (attn_weights,)
-        return hidden_states, all_hidden_states, all_attentions
+            hidden_states = layer(hidden_states, **kwargs)
+        return hidden_states
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,8 +491,23 @@ class MampPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flash_attn = False
     _supports_attention_backend = True
+    _can_compile_fullgraph = True
+    # Encoder layers only: the pre-training decoder is built of the same layers, and its states are not features.
+    _can_record_outputs = {
+        "hidden_states": OutputRecorder(MampLayer, layer_name="encoder"),
+        "attentions": OutputRecorder(MampSelfAttention, index=1, layer_name="encoder"),
+    }
+    # The losses are means over the batch, not sums for Trainer to divide by `num_items_in_batch`: Trainer must scale
+    # them for gradient accumulation itself.
+    accepts_loss_kwargs = False
     # The pre-training decoder is dropped when an encoder or classifier is loaded from a pre-trained folder.
     _keys_to_ignore_on_load_unexpected = [r"^decoder\."]
+
+    def __init__(self, config: MampConfig, *inputs, **kwargs):
+        # The rules between fields once more: attributes (or `from_pretrained` overrides) may have changed since the
+        # config was built, and each of them is checked only on its own.
+        config.validate()
+        super().__init__(config, *inputs, **kwargs)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -390,8 +545,8 @@ class MampModel(MampPreTrainedModel):
     """The MAMP encoder: joint embedding, position embeddings, pre-norm transformer blocks and a final LayerNorm.
 
     Persons are encoded independently (folded into the batch) and averaged only in the pooled output, as in the
-    authors' code. In eval mode an all-zero person slot (the absent second body of NTU files) gives the same
-    features whatever the sample, so they are computed once per batch instead of once per slot.
+    authors' code. In eval mode, given `present_persons`, an all-zero person slot (the absent second body of NTU
+    files) gives the same features whatever the sample, so they are computed once per batch instead of once per slot.
     """
 
     def __init__(self, config: MampConfig):
@@ -404,74 +559,65 @@ class MampModel(MampPreTrainedModel):
         self.post_init()
 
     def encode(
-        self, tokens: torch.Tensor, output_attentions: bool = False, output_hidden_states: bool = False
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
-        """Transformer blocks and final norm over `(N, L, D)` tokens (all of them, or only the visible ones)."""
-        hidden_states, all_hidden_states, all_attentions = self.encoder(tokens, output_attentions, output_hidden_states)
-        return self.layernorm(hidden_states), all_hidden_states, all_attentions
+        self, patches: torch.Tensor, ids_keep: torch.Tensor | None = None, **kwargs: Unpack[TransformersKwargs]
+    ) -> torch.Tensor:
+        """The encoder entry point of every model: embed `(N, T_e, V_p, P)` patches, keep the tokens `ids_keep`
+        `(N, L_visible)` if given (pre-training), run the blocks and the final norm: `(N, L or L_visible, D)`."""
+        tokens = self.embeddings(patches)
+        if ids_keep is not None:
+            tokens = torch.gather(tokens, 1, ids_keep.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
+        return self.layernorm(self.encoder(tokens, **kwargs))
 
+    @capture_outputs(tie_last_hidden_states=False)
     def forward(
         self,
         skeleton_values: torch.Tensor,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> MampModelOutput | tuple:
+        present_persons: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> MampModelOutput:
         r"""
         Args:
             skeleton_values (`torch.FloatTensor` of shape `(B, M, T, V, C)` or `(B, T, V, C)`):
                 Skeleton sequences, e.g. from `MampSkeletonProcessor`. Absent persons are all zeros.
+            present_persons (`torch.LongTensor` of shape `(P,)`, *optional*):
+                Ascending flat indices `b * M + m` of the person slots that are not all zeros, as the processor
+                returns them. In eval mode only those are encoded, plus one empty slot whose features fill the others
+                (the same numbers, fewer sequences); left out, every slot is encoded.
         """
         config = self.config
-        output_attentions = output_attentions if output_attentions is not None else config.output_attentions
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else config.output_hidden_states
-        )
-        return_dict = return_dict if return_dict is not None else config.return_dict
-
         skeletons = check_skeleton_values(skeleton_values, config).to(self.embeddings.projection.weight.dtype)
         batch, persons, frames = skeletons.shape[:3]
         skeletons = skeletons.flatten(0, 1)
-        absent = ~skeletons.flatten(1).any(dim=1)
-
-        if self.training or output_attentions or output_hidden_states or not absent.any():
-            tokens = self.embeddings(patchify(skeletons, config.temporal_patch_size, config.joint_patch_size))
-            hidden_states, all_hidden_states, all_attentions = self.encode(
-                tokens, output_attentions, output_hidden_states
-            )
+        recording = kwargs.get("output_hidden_states", config.output_hidden_states) or kwargs.get(
+            "output_attentions", config.output_attentions
+        )
+        if present_persons is not None:
+            check_present_persons(present_persons, len(skeletons))
+        if present_persons is None or self.training or recording:  # recorded states must cover every slot
+            hidden_states = self.encode(patchify(skeletons, config.temporal_patch_size, config.joint_patch_size), **kwargs)
         else:
-            hidden_states = self._encode_present_persons(skeletons, absent)
-            all_hidden_states = all_attentions = None
+            hidden_states = self._encode_present_persons(skeletons, present_persons)
 
         last_hidden_state = hidden_states.view(
             batch, persons, frames // config.temporal_patch_size, config.num_joint_patches, -1
         )
-        pooler_output = last_hidden_state.mean(dim=(1, 2, 3))
-        if not return_dict:
-            return tuple(
-                v for v in (last_hidden_state, pooler_output, all_hidden_states, all_attentions) if v is not None
-            )
-        return MampModelOutput(
-            last_hidden_state=last_hidden_state,
-            pooler_output=pooler_output,
-            hidden_states=all_hidden_states,
-            attentions=all_attentions,
-        )
+        return MampModelOutput(last_hidden_state=last_hidden_state, pooler_output=last_hidden_state.mean(dim=(1, 2, 3)))
 
-    def _encode_present_persons(self, skeletons: torch.Tensor, absent: torch.Tensor) -> torch.Tensor:
-        """Encode the present person slots and one empty slot, whose features fill every absent slot."""
-        present = ~absent
-        rows = torch.cat([skeletons[present], skeletons.new_zeros(1, *skeletons.shape[1:])])
-        tokens = self.embeddings(patchify(rows, self.config.temporal_patch_size, self.config.joint_patch_size))
-        features = self.encode(tokens)[0]
+    def _encode_present_persons(self, skeletons: torch.Tensor, present_persons: torch.Tensor) -> torch.Tensor:
+        """Encode the present slots `(P,)` of `(N, T, V, C)` skeletons and one empty slot, whose features fill every
+        absent slot: `(N, L, D)`. Shapes come from `present_persons`' length, so nothing is read from the device."""
+        num_present = len(present_persons)
+        rows = torch.cat([skeletons.index_select(0, present_persons), skeletons.new_zeros(1, *skeletons.shape[1:])])
+        features = self.encode(patchify(rows, self.config.temporal_patch_size, self.config.joint_patch_size))
         # One gather: a present slot reads its own row, an absent one the empty slot's (the last row). (Writing
         # into an expanded view of that row instead is miscompiled by torch.compile's inductor in torch 2.13.)
-        source = torch.where(present, present.cumsum(0) - 1, rows.shape[0] - 1)
+        source = torch.full((len(skeletons),), num_present, dtype=torch.long, device=skeletons.device)
+        source = source.index_copy(0, present_persons, torch.arange(num_present, device=skeletons.device))
         return features[source]
 
 
 # ---------------------------------------------------------------------------------------------
-# Pre-training: motion-aware masking (3.4), decoder and motion prediction (3.5)
+# 3.5 Pre-training: decoder and motion prediction
 # ---------------------------------------------------------------------------------------------
 
 
@@ -510,8 +656,7 @@ class MampDecoder(nn.Module):
             self.temporal_position_embeddings,
             self.spatial_position_embeddings,
         ).flatten(1, 2)
-        hidden_states = self.transformer(hidden_states)[0]
-        return self.decoder_pred(self.decoder_norm(hidden_states))
+        return self.decoder_pred(self.decoder_norm(self.transformer(hidden_states)))
 
 
 class MampForMaskedMotionPrediction(MampPreTrainedModel):
@@ -528,96 +673,100 @@ class MampForMaskedMotionPrediction(MampPreTrainedModel):
         self.post_init()
 
     def masking_scores(self, joint_patches: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """Per-token scores `(N, L)`; the lowest `(1 - mask_ratio)` fraction is kept visible.
-
-        Motion-aware (Eq. 4-6): the intensity of a token is the mean absolute change of its values from the
-        previous segment (the first segment copies the second); `log softmax(I / (max I * tau)) + Gumbel(noise)`
-        ranks tokens, so fast-moving joints are masked more often. Random: the noise itself.
-        """
+        """Per-token scores `(N, L)` of `(N, T_e, V_p, P)` joint patches; the lowest `(1 - mask_ratio)` fraction is
+        kept visible: Gumbel-perturbed motion-aware probabilities (Eq. 4-6), or the uniform noise itself."""
+        if self.config.masking_strategy == "motion_aware":
+            probabilities = masking_probabilities(joint_patches, self.config.motion_aware_tau)
+            return gumbel_masking_scores(probabilities, noise)
         if self.config.masking_strategy == "random":
             return noise
-        intensity = (joint_patches[:, 1:] - joint_patches[:, :-1]).abs().mean(dim=-1)
-        intensity = torch.cat([intensity[:, :1], intensity], dim=1).flatten(1)
-        logits = intensity / (intensity.amax(dim=-1, keepdim=True) * self.config.motion_aware_tau + 1e-10)
-        # log(softmax) rather than log_softmax: the authors' rounding, so that rankings match theirs bit for bit.
-        return torch.log(F.softmax(logits, dim=-1)) - torch.log(-torch.log(noise + 1e-10) + 1e-10)
+        raise ValueError(f"Unknown masking_strategy {self.config.masking_strategy!r}.")  # the config refuses it
 
+    @capture_outputs(tie_last_hidden_states=False)
     def forward(
         self,
         skeleton_values: torch.Tensor,
         noise: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> MampForPreTrainingOutput | tuple:
+        present_persons: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> MampForPreTrainingOutput:
         r"""
         Args:
             skeleton_values (`torch.FloatTensor` of shape `(B, M, T, V, C)` or `(B, T, V, C)`): skeleton sequences.
             noise (`torch.FloatTensor` of shape `(B * M, L)`, *optional*): uniform numbers in [0, 1), one row per
                 person sequence, that decide the masking; drawn with `torch.rand` when not given.
+            present_persons (`torch.LongTensor` of shape `(P,)`, *optional*): the processor's present person slots;
+                used with `config.pretraining_skip_absent_persons` (found here, at the cost of reading the input,
+                when not given).
+            labels: ignored (pre-training uses no labels); accepted so that a labelled data set can feed it.
         """
         config = self.config
-        output_attentions = output_attentions if output_attentions is not None else config.output_attentions
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else config.output_hidden_states
-        )
-        return_dict = return_dict if return_dict is not None else config.return_dict
-
-        skeletons = check_skeleton_values(skeleton_values, config).to(self.dtype).flatten(0, 1)
-        num_segments = skeletons.shape[1] // config.temporal_patch_size
-        expected_noise_shape = (skeletons.shape[0], num_segments * config.num_joint_patches)
-        if noise is not None and noise.shape != expected_noise_shape:
-            raise ValueError(
-                f"noise must have shape (batch * persons, tokens) = {expected_noise_shape}, got {tuple(noise.shape)}."
-            )
-        if config.pretraining_skip_absent_persons:
-            present = skeletons.flatten(1).any(dim=1)
-            if present.any():  # a batch without any person keeps its slots rather than becoming empty
-                skeletons = skeletons[present]
-                noise = None if noise is None else noise[present]
-        joint_patches = patchify(skeletons, config.temporal_patch_size, config.joint_patch_size)
-        motion_patches = None
-        if "motion" in (config.pretraining_input, config.pretraining_target):
-            motion = extract_motion(skeletons, config.motion_stride, config.motion_direction, config.motion_padding)
-            motion_patches = patchify(motion, config.temporal_patch_size, config.joint_patch_size)
+        skeletons, noise = self._person_sequences(skeleton_values, noise, present_persons)  # (N, T, V, C)
+        joint_patches = patchify(skeletons, config.temporal_patch_size, config.joint_patch_size)  # 3.2
+        motion_patches = self._motion_patches(skeletons)  # 3.3
         encoder_input = joint_patches if config.pretraining_input == "joints" else motion_patches
-        tokens = self.mamp.embeddings(encoder_input)
-        n, length, width = tokens.shape
+        target = joint_patches if config.pretraining_target == "joints" else motion_patches
 
+        num_tokens = joint_patches.shape[1] * joint_patches.shape[2]
+        num_visible = self._num_visible(num_tokens, joint_patches.shape[1])
         if noise is None:
-            noise = torch.rand(n, length, device=tokens.device)
-        ids_shuffle = torch.argsort(self.masking_scores(joint_patches, noise.to(tokens.device)), dim=1)
-        ids_restore = torch.argsort(ids_shuffle, dim=1)
-        num_visible = int(length * (1 - config.mask_ratio))
-        visible = torch.gather(tokens, 1, ids_shuffle[:, :num_visible, None].expand(-1, -1, width))
-        mask = (ids_restore >= num_visible).to(tokens.dtype)
+            noise = torch.rand(len(skeletons), num_tokens, device=skeletons.device)
+        scores = self.masking_scores(joint_patches, noise.to(skeletons.device))  # 3.4
+        ids_keep, mask, ids_restore = random_masking(scores, num_visible)
 
-        latent, all_hidden_states, all_attentions = self.mamp.encode(visible, output_attentions, output_hidden_states)
-        prediction = self.decoder(latent, ids_restore, num_segments)
-
-        target = (joint_patches if config.pretraining_target == "joints" else motion_patches).flatten(1, 2)
+        latent = self.mamp.encode(encoder_input, ids_keep, **kwargs)  # 3.5
+        prediction = self.decoder(latent, ids_restore, joint_patches.shape[1])
+        target = target.flatten(1, 2)
         if config.norm_target:
-            mean = target.mean(dim=-1, keepdim=True)
-            var = target.var(dim=-1, keepdim=True)
-            target = (target - mean) / (var + 1e-6) ** 0.5
-        loss_per_token = (prediction - target).pow(2).mean(dim=-1)
-        loss = (loss_per_token * mask).sum() / mask.sum()
-
-        if not return_dict:
-            return tuple(
-                v
-                for v in (loss, prediction, mask, ids_restore, latent, all_hidden_states, all_attentions)
-                if v is not None
-            )
+            target = normalize_patches(target)
+        loss = masked_mse_loss(prediction, target, mask)
         return MampForPreTrainingOutput(
-            loss=loss,
-            logits=prediction,
-            mask=mask,
-            ids_restore=ids_restore,
-            encoder_last_hidden_state=latent,
-            hidden_states=all_hidden_states,
-            attentions=all_attentions,
+            loss=loss, logits=prediction, mask=mask, ids_restore=ids_restore, encoder_last_hidden_state=latent
         )
+
+    def _num_visible(self, num_tokens: int, num_segments: int) -> int:
+        if self.config.masking_strategy == "motion_aware" and num_segments < 2:
+            raise ValueError(
+                f"Motion-aware masking compares consecutive time segments, so it needs at least 2 of them "
+                f"({2 * self.config.temporal_patch_size} frames); this input has {num_segments}."
+            )
+        num_visible = self.config.num_visible_tokens(num_tokens)
+        if not 0 < num_visible < num_tokens:
+            raise ValueError(
+                f"mask_ratio={self.config.mask_ratio} keeps {num_visible} of the {num_tokens} tokens of this input "
+                "visible; pass longer sequences (at least one token must be visible and one masked)."
+            )
+        return num_visible
+
+    def _person_sequences(
+        self, skeleton_values: torch.Tensor, noise: torch.Tensor | None, present_persons: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Checked input as `(N, T, V, C)` person sequences and their noise rows; only the present slots with
+        `config.pretraining_skip_absent_persons` (all of them when none is present)."""
+        config = self.config
+        skeletons = check_skeleton_values(skeleton_values, config).to(self.dtype).flatten(0, 1)
+        if noise is not None:
+            num_segments = skeletons.shape[1] // config.temporal_patch_size
+            check_noise(noise, (len(skeletons), num_segments * config.num_joint_patches))
+        if not config.pretraining_skip_absent_persons:
+            return skeletons, noise
+        if present_persons is None:  # reads the input: a device synchronisation, which the processor's index avoids
+            present_persons = skeletons.flatten(1).any(dim=1).nonzero().flatten()
+        else:
+            check_present_persons(present_persons, len(skeletons))
+        if len(present_persons) == 0:  # a batch without any person keeps its slots rather than becoming empty
+            return skeletons, noise
+        present_persons = present_persons.to(skeletons.device)
+        return skeletons.index_select(0, present_persons), None if noise is None else noise[present_persons]
+
+    def _motion_patches(self, skeletons: torch.Tensor) -> torch.Tensor | None:
+        """Patches of the motion (Eq. 2-3) when the encoder sees it or the decoder predicts it, else None."""
+        config = self.config
+        if "motion" not in (config.pretraining_input, config.pretraining_target):
+            return None
+        motion = extract_motion(skeletons, config.motion_stride, config.motion_direction, config.motion_padding)
+        return patchify(motion, config.temporal_patch_size, config.joint_patch_size)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -654,6 +803,9 @@ class MampFinetuneHead(nn.Module):
         return self.fc2(self.activation(self.batch_norm(self.fc1(features))))
 
 
+CLASSIFIER_HEADS: dict[str, type[nn.Module]] = {"linear_probe": MampLinearProbeHead, "finetune": MampFinetuneHead}
+
+
 class MampForSkeletonClassification(MampPreTrainedModel):
     """MAMP encoder with an action classification head: `config.classifier_head` picks the linear probe or the
     fine-tuning MLP. Given `labels`, returns the cross-entropy loss (with `config.label_smoothing`)."""
@@ -662,47 +814,37 @@ class MampForSkeletonClassification(MampPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.mamp = MampModel(config)
-        head = MampLinearProbeHead if config.classifier_head == "linear_probe" else MampFinetuneHead
-        self.classifier = head(config)
+        self.classifier = CLASSIFIER_HEADS[config.classifier_head](config)
         self.post_init()
 
     def freeze_encoder(self) -> None:
         """Freeze every encoder parameter (linear probing): only `classifier` is trained."""
         self.mamp.requires_grad_(False)
 
+    @can_return_tuple
     def forward(
         self,
         skeleton_values: torch.Tensor,
         labels: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> MampSkeletonClassifierOutput | tuple:
+        present_persons: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> MampSkeletonClassifierOutput:
         r"""
         Args:
             skeleton_values (`torch.FloatTensor` of shape `(B, M, T, V, C)` or `(B, T, V, C)`): skeleton sequences.
-            labels (`torch.LongTensor` of shape `(B,)`, *optional*): class indices in `[0, num_labels)`.
+            labels (`torch.LongTensor` of shape `(B,)`, *optional*): class indices in `[0, num_labels)`; -100 leaves a
+                clip out of the loss. Values are checked for CPU tensors (the data sets check theirs when opened).
+            present_persons (`torch.LongTensor` of shape `(P,)`, *optional*): see `MampModel.forward`.
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        outputs = self.mamp(
-            skeleton_values,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
+        outputs: MampModelOutput = self.mamp(
+            skeleton_values, present_persons=present_persons, return_dict=True, **kwargs
         )
         logits = self.classifier(outputs.last_hidden_state, outputs.pooler_output)
         loss = None
         if labels is not None:
-            if labels.ndim != 1 or labels.shape[0] != logits.shape[0]:
-                raise ValueError(
-                    f"labels must be class indices of shape ({logits.shape[0]},), got {tuple(labels.shape)}."
-                )
-            loss = F.cross_entropy(logits, labels.to(logits.device), label_smoothing=self.config.label_smoothing)
-        if not return_dict:
-            return tuple(
-                v
-                for v in (loss, logits, outputs.pooler_output, outputs.hidden_states, outputs.attentions)
-                if v is not None
+            check_labels(labels, len(logits), self.config.num_labels)
+            loss = F.cross_entropy(
+                logits, labels.to(logits.device), ignore_index=IGNORE_INDEX, label_smoothing=self.config.label_smoothing
             )
         return MampSkeletonClassifierOutput(
             loss=loss,
@@ -722,5 +864,11 @@ __all__ = [
     "MampForMaskedMotionPrediction",
     "MampForSkeletonClassification",
     "extract_motion",
+    "gumbel_masking_scores",
+    "masked_mse_loss",
+    "masking_probabilities",
+    "motion_intensity",
+    "normalize_patches",
     "patchify",
+    "random_masking",
 ]

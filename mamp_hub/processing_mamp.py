@@ -8,7 +8,10 @@ data-pipeline step: it works on the CPU and returns torch tensors.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,10 +27,78 @@ LAYOUT_NDIMS: dict[str, int] = {"ntu_flat": 2, "CTVM": 4, "MTVC": 4, "TVC": 3}
 SkeletonInput = np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor]
 
 
-def _as_float_array(array: np.ndarray | torch.Tensor) -> np.ndarray:
+def _as_float_array(array: np.ndarray | torch.Tensor, what: str = "The skeleton input") -> np.ndarray:
     if isinstance(array, torch.Tensor):
         array = array.detach().cpu().numpy()
-    return np.asarray(array, dtype=np.float32)
+    dtype = getattr(array, "dtype", None)
+    if dtype is not None and (np.issubdtype(dtype, np.complexfloating) or dtype.kind in "OUSV"):
+        raise ValueError(f"{what} must hold real coordinates, got an array of dtype {dtype}.")
+    try:
+        return np.asarray(array, dtype=np.float32)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"{what} is not a numeric array ({error}); pass numpy arrays or tensors of joint coordinates."
+        ) from None
+
+
+# ----------------------------------------------------------------------------- option checks
+# Each takes the option's value and returns the value to store, or raises ValueError naming what is wrong.
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _finite_real(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _ratio(value: Any) -> float:
+    value = _finite_real(value)
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"must be in (0, 1], got {value!r}")
+    return value
+
+
+def _ratio_range(value: Any) -> list[float]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
+        raise ValueError(f"must be a pair (low, high), got {value!r}")
+    low, high = (_ratio(bound) for bound in value)
+    if low > high:
+        raise ValueError(f"must be (low, high) with low <= high, got {value!r}")
+    return [low, high]
+
+
+def _angle(value: Any) -> float:
+    value = _finite_real(value)
+    if not 0.0 <= value <= math.pi:
+        raise ValueError(f"must be an angle in radians within [0, pi], got {value!r}")
+    return value
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"must be True or False, got {value!r}")
+    return bool(value)
+
+
+_OPTION_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "num_frames": _positive_int,
+    "num_joints": _positive_int,
+    "num_channels": _positive_int,
+    "max_persons": _positive_int,
+    "eval_crop_ratio": _ratio,
+    "train_crop_ratio_range": _ratio_range,
+    "min_train_frames": _positive_int,
+    "do_random_rotation": _flag,
+    "rotation_range": _angle,
+}
+# Keys transformers writes into, or passes with, a saved processor besides the options.
+_TRANSFORMERS_KEYS = frozenset({"feature_extractor_type", "processor_class", "auto_map"})
 
 
 def count_valid_frames(sequence: np.ndarray, layout: str = "ntu_flat") -> int:
@@ -138,36 +209,46 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
         rotation_range: float = 0.3,
         **kwargs,
     ) -> None:
+        unknown = sorted(set(kwargs) - _TRANSFORMERS_KEYS)
+        if unknown:
+            raise ValueError(
+                f"MampSkeletonProcessor got unknown options {unknown}; its options are {sorted(_OPTION_CHECKS)}."
+            )
         super().__init__(**kwargs)
-        for name, value in [
-            ("num_frames", num_frames),
-            ("num_joints", num_joints),
-            ("num_channels", num_channels),
-            ("max_persons", max_persons),
-        ]:
-            if int(value) != value or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-        if not 0.0 < eval_crop_ratio <= 1.0:
-            raise ValueError(f"`eval_crop_ratio` must be in (0, 1], got {eval_crop_ratio!r}.")
-        low, high = train_crop_ratio_range
-        if not 0.0 < low <= high <= 1.0:
+        self.num_frames = num_frames
+        self.num_joints = num_joints
+        self.num_channels = num_channels
+        self.max_persons = max_persons
+        self.eval_crop_ratio = eval_crop_ratio
+        self.train_crop_ratio_range = train_crop_ratio_range
+        self.min_train_frames = min_train_frames
+        self.do_random_rotation = do_random_rotation
+        self.rotation_range = rotation_range
+        self._check_rotation()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Options are checked however they are set: at construction, by `from_pretrained` overrides, by assignment."""
+        check = _OPTION_CHECKS.get(name)
+        if check is not None:
+            try:
+                value = check(value)
+            except ValueError as error:
+                raise ValueError(f"MampSkeletonProcessor option `{name}` {error}.") from None
+        super().__setattr__(name, value)
+
+    @classmethod
+    def from_dict(cls, feature_extractor_dict: dict[str, Any], **kwargs: Any) -> MampSkeletonProcessor:
+        """`from_pretrained`'s last step: keyword overrides are options (checked) and nothing else, so a misspelt
+        one is an error instead of being dropped."""
+        return_unused_kwargs = kwargs.pop("return_unused_kwargs", False)
+        processor = cls(**{**feature_extractor_dict, **kwargs})
+        return (processor, {}) if return_unused_kwargs else processor
+
+    def _check_rotation(self) -> None:
+        if self.do_random_rotation and self.num_channels != 3:
             raise ValueError(
-                "`train_crop_ratio_range` must be (low, high) with 0 < low <= high <= 1, "
-                f"got {train_crop_ratio_range!r}."
+                f"Random rotation needs 3D joints, but num_channels={self.num_channels}; pass do_random_rotation=False."
             )
-        if do_random_rotation and num_channels != 3:
-            raise ValueError(
-                f"Random rotation needs 3D joints, but num_channels={num_channels}; pass do_random_rotation=False."
-            )
-        self.num_frames = int(num_frames)
-        self.num_joints = int(num_joints)
-        self.num_channels = int(num_channels)
-        self.max_persons = int(max_persons)
-        self.eval_crop_ratio = float(eval_crop_ratio)
-        self.train_crop_ratio_range = [float(low), float(high)]
-        self.min_train_frames = int(min_train_frames)
-        self.do_random_rotation = bool(do_random_rotation)
-        self.rotation_range = float(rotation_range)
 
     def __call__(
         self,
@@ -195,17 +276,29 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
                 (which reads every frame) when None.
 
         Returns:
-            `BatchFeature` with `skeleton_values`: (B, max_persons, num_frames, num_joints, num_channels) float32.
+            `BatchFeature` with
+            - `skeleton_values`: (B, max_persons, num_frames, num_joints, num_channels) float32;
+            - `present_persons`: (P,) int64, the flat indices `b * max_persons + m` of the person slots that are not
+              all zeros, ascending; the model encodes only those at evaluation (the absent ones share one result).
+
+        Raises:
+            ValueError: for input that is not numeric, empty, in no layout, or that yields NaN or infinite values.
         """
         if return_tensors not in ("pt", "np"):
             raise ValueError(f"`return_tensors` must be 'pt' or 'np', got {return_tensors!r}.")
         if generator is not None and seed is not None:
             raise ValueError("Pass either `generator` or `seed`, not both.")
         if seed is not None:
-            generator = torch.Generator().manual_seed(seed)
+            if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+                raise ValueError(f"`seed` must be an integer, got {seed!r}.")
+            generator = torch.Generator().manual_seed(int(seed))
+        if training:
+            self._check_rotation()
 
         samples = self._time_major_samples(sequences, layout)  # B arrays (T_b, M*V*C)
         batch_size, persons, channels = len(samples), self.max_persons, self.num_channels
+        if batch_size == 0:
+            raise ValueError("Got a batch of 0 sequences; pass at least one sequence.")
         empty = [b for b, sample in enumerate(samples) if len(sample) == 0]
         if empty:
             raise ValueError(f"Sequences {empty} have no frames; pass sequences with at least one frame.")
@@ -223,8 +316,28 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
             # NumPy's matmul runs one BLAS product per sample: several times faster than torch.bmm at k = n = 3.
             values = torch.from_numpy(values.numpy().reshape(batch_size, -1, channels) @ rotation)
 
+        present_persons = self._present_persons(values.numpy().reshape(batch_size * persons, -1))
         values = values.view(batch_size, persons, self.num_frames, self.num_joints, channels)
-        return BatchFeature({"skeleton_values": values.numpy() if return_tensors == "np" else values})
+        if return_tensors == "np":
+            return BatchFeature({"skeleton_values": values.numpy(), "present_persons": present_persons})
+        return BatchFeature({"skeleton_values": values, "present_persons": torch.from_numpy(present_persons)})
+
+    @staticmethod
+    def _present_persons(slots: np.ndarray) -> np.ndarray:
+        """Indices of the rows of `(B * M, F)` that are not all zeros; raises for NaN or infinite values.
+
+        The largest and smallest value of each row answer both questions exactly (NaN propagates through them, and
+        a row is all zeros iff both are zero) in two reductions, with no temporary array.
+        """
+        largest, smallest = slots.max(axis=1), slots.min(axis=1)
+        finite = np.isfinite(largest) & np.isfinite(smallest)
+        if not finite.all():
+            raise ValueError(
+                f"The skeleton input holds NaN or infinite coordinates (in person slots "
+                f"{np.flatnonzero(~finite).tolist()[:10]}, numbered sequence * max_persons + person); replace "
+                "missing joints with zeros."
+            )
+        return np.flatnonzero((largest != 0) | (smallest != 0))
 
     # ------------------------------------------------------------------ crop and resize
 
@@ -379,7 +492,7 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
             return list(self._to_time_major(array if batched else array[None], name))
         if len(sequences) == 0:
             raise ValueError("Got an empty list of sequences; pass at least one sequence.")
-        arrays = [_as_float_array(sequence) for sequence in sequences]
+        arrays = [_as_float_array(sequence, f"Sequence {index}") for index, sequence in enumerate(sequences)]
         layouts = {shape: self._resolve_layout(shape, layout, batched=False)[0] for shape in {a.shape for a in arrays}}
         row = self.max_persons * self.num_joints * self.num_channels
         return [

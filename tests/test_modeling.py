@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from conftest import tiny_config
@@ -21,7 +23,7 @@ from mamp_hub import (
     MampSkeletonProcessor,
 )
 from mamp_hub.convert import convert_state_dict
-from mamp_hub.modeling_mamp import extract_motion
+from mamp_hub.modeling_mamp import extract_motion, masking_probabilities, patchify
 
 ATOL = 1e-5
 
@@ -104,6 +106,17 @@ def test_motion_aware_masking_prefers_moving_joints(config):
     assert mask[:, :, 5:].mean() < mask[:, 1:, moving].mean()
 
 
+def test_masking_probabilities_are_the_scores_without_gumbel_noise(config):
+    """Eq. 5 alone: a distribution over each sequence's tokens, whose log is the masking score when the Gumbel
+    term is zero (noise = exp(-1))."""
+    model = MampForMaskedMotionPrediction(config)
+    joint_patches = patchify(torch.randn(3, 16, 25, 3), 4, 1)
+    probabilities = masking_probabilities(joint_patches, config.motion_aware_tau)
+    torch.testing.assert_close(probabilities.sum(-1), torch.ones(3))
+    scores = model.masking_scores(joint_patches, torch.full((3, 100), math.exp(-1)))
+    torch.testing.assert_close(scores.exp(), probabilities, atol=1e-7, rtol=1e-5)
+
+
 def test_motion_forward_and_backward_difference():
     x = torch.arange(6.0).pow(2).view(1, 6, 1, 1)  # 0 1 4 9 16 25
     forward = extract_motion(x, 1, "forward", "constant").flatten().tolist()
@@ -165,16 +178,26 @@ def test_four_dimensional_input_is_one_person(config):
 
 
 def test_absent_person_fast_path_is_exact(config):
-    """Eval mode computes an all-zero person slot once per batch; the result equals encoding every slot."""
+    """Given the present slots (as the processor returns them), eval mode encodes an all-zero person slot once per
+    batch; the result equals encoding every slot."""
     model = MampForSkeletonClassification(tiny_config(classifier_head="finetune")).eval()
     skeletons = torch.randn(5, 2, 16, 25, 3)
     skeletons[[0, 2, 3], 1] = 0
     skeletons[4] = 0
+    present = torch.tensor([0, 2, 3, 4, 6, 7])
+    encoded = []
+    model.mamp.encoder.layers[0].register_forward_hook(lambda module, args, output: encoded.append(len(output)))
     with torch.no_grad():
-        fast = model.mamp(skeletons)
-        full = model.mamp(skeletons, output_hidden_states=True)  # hidden states need every slot: full path
+        fast = model.mamp(skeletons, present_persons=present)
+        full = model.mamp(skeletons)
+        recorded = model.mamp(skeletons, present_persons=present, output_hidden_states=True)  # needs every slot
         torch.testing.assert_close(fast.last_hidden_state, full.last_hidden_state, atol=ATOL, rtol=0)
         torch.testing.assert_close(fast.pooler_output, full.pooler_output, atol=ATOL, rtol=0)
+        torch.testing.assert_close(recorded.last_hidden_state, full.last_hidden_state, atol=0, rtol=0)
+        torch.testing.assert_close(
+            model(skeletons, present_persons=present).logits, model(skeletons).logits, atol=ATOL, rtol=0
+        )
+    assert encoded[:3] == [len(present) + 1, 10, 10]  # the present slots and one empty slot, then all of them
 
 
 def test_other_sequence_lengths_interpolate_temporal_embeddings(config):
@@ -293,9 +316,12 @@ def test_fresh_model_initialisation_follows_the_authors(config):
         (torch.randn(1, 2, 16, 17, 3), "25 joints"),
         (torch.randn(1, 2, 16, 25, 2), "3 channels"),
         (torch.randn(1, 2, 15, 25, 3), "multiple of temporal_patch_size"),
+        (torch.randn(1, 2, 0, 25, 3), r"frames \(0\) must be a positive multiple"),
         (torch.full((1, 2, 16, 25, 3), float("nan")), "NaN"),
         (torch.full((1, 2, 16, 25, 3), float("inf")), "NaN or infinite"),
         (torch.randn(0, 2, 16, 25, 3), "empty"),
+        (torch.ones(1, 2, 16, 25, 3, dtype=torch.bool), "torch.bool"),
+        (torch.randn(1, 2, 16, 25, 3).numpy(), "torch.Tensor"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(config, skeletons, message):
@@ -304,27 +330,118 @@ def test_bad_inputs_raise_clear_errors(config, skeletons, message):
             model(skeletons)
 
 
-def test_bad_noise_labels_and_arrays_raise(config):
-    skeletons = torch.randn(2, 2, 16, 25, 3)
-    with pytest.raises(ValueError, match="noise must have shape"):
-        MampForMaskedMotionPrediction(config)(skeletons, noise=torch.rand(2, 100))
-    with pytest.raises(ValueError, match="labels must be class indices"):
-        MampForSkeletonClassification(config)(skeletons, labels=torch.zeros(2, 7))
-    with pytest.raises(ValueError, match="torch.Tensor"):
-        MampModel(config)(skeletons.numpy())
+@pytest.mark.parametrize(
+    "noise, message",
+    [
+        (torch.rand(2, 100), r"shape \(batch \* persons, tokens\) = \(4, 100\), got \(2, 100\)"),
+        (torch.full((4, 100), float("nan")), "NaN or values outside"),  # would keep the same tokens in every row
+        (torch.rand(4, 100) + 1, "NaN or values outside"),
+        (torch.randint(0, 2, (4, 100)), "floating-point.*torch.int64"),
+        ([[0.5] * 100] * 4, "floating-point.*list"),
+    ],
+)
+def test_bad_noise_is_refused(config, noise, message):
+    with pytest.raises(ValueError, match=message):
+        MampForMaskedMotionPrediction(config)(torch.randn(2, 2, 16, 25, 3), noise=noise)
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    "labels, message",
     [
-        (dict(masking_strategy="block"), "masking_strategy"),
-        (dict(num_frames=18), "multiple of temporal_patch_size"),
-        (dict(hidden_size=30), "divisible"),
-        (dict(mask_ratio=1.0), "mask_ratio"),
-        (dict(classifier_head="mlp"), "classifier_head"),
-        (dict(pretraining_target="bones"), "pretraining_target"),
+        (torch.tensor([0.0, 1.0]), "integer class indices.*torch.float32"),  # not truncated to 0 and 1
+        (torch.zeros(2, 7, dtype=torch.long), r"shape \(2,\), got torch.int64 of shape \(2, 7\)"),  # one-hot
+        (torch.tensor([True, False]), "torch.bool"),
+        (torch.tensor([0, 7]), r"labels \[7\] are outside the model's classes \[0, 7\)"),
+        (torch.tensor([-1, 3]), r"labels \[-1\] are outside"),
+        ([0, 1], "integer class indices.*list"),
     ],
 )
-def test_bad_config_values_raise(kwargs, message):
+def test_bad_labels_are_refused(config, labels, message):
     with pytest.raises(ValueError, match=message):
-        MampConfig(**kwargs)
+        MampForSkeletonClassification(config)(torch.randn(2, 2, 16, 25, 3), labels=labels)
+
+
+def test_ignored_labels_leave_the_loss():
+    model = MampForSkeletonClassification(tiny_config(label_smoothing=0.1)).eval()
+    skeletons = torch.randn(3, 2, 16, 25, 3)
+    with torch.no_grad():
+        kept = model(skeletons[:2], labels=torch.tensor([1, 2])).loss
+        partly_ignored = model(skeletons, labels=torch.tensor([1, 2, -100])).loss
+    torch.testing.assert_close(partly_ignored, kept)
+
+
+@pytest.mark.parametrize(
+    "present_persons, message",
+    [
+        (torch.tensor([0.0, 1.0]), "LongTensor"),
+        (torch.tensor([[0, 1]]), r"shape \(P,\)"),
+        (torch.arange(5), "P <= batch \\* persons = 4"),
+        (torch.tensor([1, 0]), r"ascending indices in \[0, 4\), got \[1, 0\]"),
+        (torch.tensor([0, 4]), r"ascending indices in \[0, 4\), got \[0, 4\]"),
+    ],
+)
+def test_bad_present_persons_are_refused(config, present_persons, message):
+    skeletons = torch.randn(2, 2, 16, 25, 3)
+    with pytest.raises(ValueError, match=message):
+        MampModel(config).eval()(skeletons, present_persons=present_persons)
+    with pytest.raises(ValueError, match=message):
+        MampForMaskedMotionPrediction(tiny_config(pretraining_skip_absent_persons=True))(
+            skeletons, present_persons=present_persons
+        )
+
+
+def test_inputs_too_short_for_the_masking_or_the_motion_stride_are_refused():
+    with pytest.raises(ValueError, match="keeps 0 of the 50 tokens of this input visible"):
+        MampForMaskedMotionPrediction(tiny_config(mask_ratio=0.99))(torch.randn(1, 1, 8, 25, 3))
+    with pytest.raises(ValueError, match="needs at least 2 of them"):
+        MampForMaskedMotionPrediction(tiny_config())(torch.randn(1, 1, 4, 25, 3))
+    with pytest.raises(ValueError, match=r"motion stride \(5\) must be at least 1 and below the 4 frames"):
+        MampForMaskedMotionPrediction(tiny_config(motion_stride=5, masking_strategy="random"))(
+            torch.randn(1, 1, 4, 25, 3)
+        )
+
+
+def test_pretraining_accepts_and_ignores_labels(config):
+    """A labelled data set can feed pre-training through the same collator."""
+    model = MampForMaskedMotionPrediction(config)
+    skeletons, noise = torch.randn(2, 2, 16, 25, 3), torch.rand(4, 100)
+    torch.testing.assert_close(
+        model(skeletons, noise=noise, labels=torch.tensor([0, 1])).loss, model(skeletons, noise=noise).loss
+    )
+
+
+
+
+# --- torch.compile -------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_compiled_models_match_eager_with_fullgraph():
+    """No forward breaks the graph (no value-dependent branch, no host read): features with and without the
+    absent-slot skip, classification in eval mode, and a pre-training step with its gradients."""
+    torch.manual_seed(0)
+    skeletons = torch.randn(3, 2, 16, 25, 3)
+    skeletons[[0, 2], 1] = 0
+    present = torch.tensor([0, 2, 3, 4])
+    with torch.no_grad():
+        encoder = MampModel(tiny_config()).eval()
+        compiled = torch.compile(encoder, fullgraph=True)
+        for kwargs in ({}, {"present_persons": present}):
+            torch.testing.assert_close(
+                compiled(skeletons, **kwargs).last_hidden_state, encoder(skeletons, **kwargs).last_hidden_state
+            )
+        classifier = MampForSkeletonClassification(tiny_config(classifier_head="finetune")).eval()
+        torch.testing.assert_close(
+            torch.compile(classifier, fullgraph=True)(skeletons, present_persons=present).logits,
+            classifier(skeletons, present_persons=present).logits,
+        )
+    model, noise = MampForMaskedMotionPrediction(tiny_config()), torch.rand(6, 100)
+    eager = model(skeletons, noise=noise)
+    eager.loss.backward()
+    eager_grad = model.mamp.embeddings.projection.weight.grad.clone()
+    model.zero_grad()
+    step = torch.compile(model, fullgraph=True)(skeletons, noise=noise)
+    step.loss.backward()
+    assert torch.equal(step.mask, eager.mask)
+    torch.testing.assert_close(step.loss, eager.loss)
+    torch.testing.assert_close(model.mamp.embeddings.projection.weight.grad, eager_grad, atol=1e-5, rtol=1e-4)

@@ -238,6 +238,13 @@ def test_save_and_load(tmp_path):
             {},
             r"Sequences \[1\] have no frames",
         ),
+        (lambda: np.zeros((0, 300, 150), np.float32), {}, "batch of 0 sequences"),  # an empty batch
+        (lambda: np.full((300, 150), "a"), {}, "dtype <U1"),  # not numbers
+        (lambda: [np.ones((30, 150)), "walking"], {}, "Sequence 1 is not a numeric array"),
+        (lambda: np.ones((300, 150), np.complex64), {}, "complex64"),
+        (lambda: np.full((300, 150), np.nan, np.float32), {}, "NaN or infinite"),
+        (lambda: np.full((300, 150), np.inf, np.float32), {}, "NaN or infinite"),
+        (lambda: np.ones((300, 150), np.float32), {"seed": 1.5}, "seed.*1.5"),
     ],
 )
 def test_bad_inputs_say_what_to_pass(make_input, kwargs, message):
@@ -245,8 +252,60 @@ def test_bad_inputs_say_what_to_pass(make_input, kwargs, message):
         MampSkeletonProcessor()(make_input(), **kwargs)
 
 
-def test_bad_settings_are_refused():
-    with pytest.raises(ValueError, match="eval_crop_ratio"):
-        MampSkeletonProcessor(eval_crop_ratio=0)
+BAD_OPTIONS = [
+    ("num_frames", 0, "positive integer"),
+    ("num_frames", 120.5, "positive integer"),
+    ("num_joints", True, "positive integer"),
+    ("max_persons", "2", "positive integer"),
+    ("eval_crop_ratio", 0, r"\(0, 1\]"),
+    ("eval_crop_ratio", float("nan"), "finite"),
+    ("train_crop_ratio_range", (0.9, 0.5), "low <= high"),
+    ("train_crop_ratio_range", (0.5,), "pair"),
+    ("train_crop_ratio_range", "0.5,1", "pair"),
+    ("min_train_frames", -1, "positive integer"),
+    ("do_random_rotation", "yes", "True or False"),
+    ("rotation_range", float("nan"), "finite"),
+    ("rotation_range", -0.1, r"\[0, pi\]"),
+]
+
+
+@pytest.mark.parametrize(("option", "value", "message"), BAD_OPTIONS)
+def test_bad_options_are_refused_however_they_are_set(tmp_path, option, value, message):
+    """At construction, by assignment and as a from_pretrained override: the error names the option and value."""
+    pattern = rf"`{option}`.*{message}"
+    with pytest.raises(ValueError, match=pattern):
+        MampSkeletonProcessor(**{option: value})
+    processor = MampSkeletonProcessor()
+    with pytest.raises(ValueError, match=pattern):
+        setattr(processor, option, value)
+    processor.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=pattern):
+        MampSkeletonProcessor.from_pretrained(tmp_path, **{option: value})
+
+
+def test_unknown_options_and_rotation_without_3d_joints_are_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown options \['eval_crop_ration'\]"):
+        MampSkeletonProcessor(eval_crop_ration=0.9)
+    MampSkeletonProcessor().save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="eval_crop_ration"):
+        MampSkeletonProcessor.from_pretrained(tmp_path, eval_crop_ration=0.9)
     with pytest.raises(ValueError, match="do_random_rotation=False"):
         MampSkeletonProcessor(num_channels=2)
+    processor = MampSkeletonProcessor(num_channels=2, do_random_rotation=False)
+    processor.do_random_rotation = True
+    with pytest.raises(ValueError, match="do_random_rotation=False"):
+        processor(np.ones((1, 30, 25, 2), np.float32), training=True)
+
+
+def test_present_persons_lists_the_slots_that_hold_a_skeleton():
+    sequences = random_sequences(3, [40, 40, 40])
+    sequences[0, 1] = 0  # one-person clip: the second slot is empty
+    sequences[2, 0] = 0
+    inputs = MampSkeletonProcessor(num_frames=16)(sequences, layout="MTVC")
+    assert inputs["present_persons"].tolist() == [0, 2, 3, 5]
+    assert inputs["present_persons"].dtype == torch.long
+    values = inputs["skeleton_values"].flatten(0, 1)
+    absent = [row for row in range(6) if row not in inputs["present_persons"]]
+    assert values[absent].abs().sum() == 0 and (values[inputs["present_persons"]].flatten(1).abs().sum(1) > 0).all()
+    numpy_inputs = MampSkeletonProcessor(num_frames=16)(sequences, layout="MTVC", return_tensors="np")
+    assert numpy_inputs["present_persons"].tolist() == [0, 2, 3, 5]
