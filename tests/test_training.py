@@ -22,6 +22,7 @@ from transformers import TrainerCallback
 
 from mamp_hub import MampForSkeletonClassification, MampSkeletonProcessor
 from mamp_hub.data import ArraySkeletonDataset, SkeletonDataCollator
+from training.checkpoints import RunRecord
 from training.config import load_config
 from training.data import build_datasets
 from training.knn import knn_classify
@@ -52,7 +53,7 @@ def test_overrides_and_extends(tmp_path):
     assert config["optimizer"]["betas"] == [0.9, 0.95]
     with pytest.raises(ValueError, match="section.key=value"):
         load_config(tmp_path / "child.yaml", ["schedule.epochs"])
-    with pytest.raises(ValueError, match="Unknown config sections"):
+    with pytest.raises(ValueError, match="Unknown key shedule; did you mean schedule"):
         load_config(tmp_path / "child.yaml", ["shedule.epochs=3"])
     with pytest.raises(ValueError, match="warmup_epochs"):
         load_config(tmp_path / "child.yaml", ["schedule.warmup_epochs=20"])
@@ -266,6 +267,7 @@ def test_data_section_errors(synthetic_npz):
     assert len(id2label) == 10 and len(labelled) == round(0.1 * len(full))
 
 
+@pytest.mark.slow
 def test_tiny_recipe_end_to_end(tmp_path):
     """Pre-train -> save_pretrained -> from_pretrained -> linear probe, for MAMP, a random encoder and the baseline."""
     from training.tiny_recipe import run_tiny_recipe
@@ -291,13 +293,14 @@ def test_tiny_recipe_end_to_end(tmp_path):
     assert "randomly initialised" in (tmp_path / "results.md").read_text()
 
 
+@pytest.mark.slow
 def test_pretraining_in_two_processes_with_gloo(tmp_path, synthetic_npz):
     """`torchrun` with 2 CPU processes: DDP over gloo, the global batch split between them, a falling loss."""
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
         "-m", "training.pretrain", str(TINY / "pretrain_mamp.yaml"), *SMALL_MODEL,
         f"data.path={synthetic_npz}", f"trainer.output_dir={tmp_path}", "schedule.epochs=5", "schedule.warmup_epochs=1",
-        "schedule.global_batch_size=16",
+        "schedule.global_batch_size=16", "trainer.save_strategy=steps", "trainer.save_steps=5",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -307,6 +310,12 @@ def test_pretraining_in_two_processes_with_gloo(tmp_path, synthetic_npz):
     losses = logged_losses(tmp_path)
     assert len(losses) == state["global_step"] and all(map(math.isfinite, losses))
     assert np.mean(losses[-3:]) < np.mean(losses[:3]), losses
+    # Each logged loss is one step's mean over the processes; so are the run's mean and the checkpoints' sums.
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["train_loss"] == pytest.approx(np.mean(losses), rel=1e-5)
+    last = state["global_step"]
+    record = RunRecord.load(tmp_path / f"checkpoint-{last}")
+    assert record.global_step == last and record.loss_sum == pytest.approx(sum(losses), rel=1e-5)
 
 
 class StopAtStep(TrainerCallback):
@@ -321,7 +330,8 @@ class StopAtStep(TrainerCallback):
 
 
 def test_resume_from_a_checkpoint(tmp_path, synthetic_npz):
-    """A run stopped after its first checkpoint and resumed from it continues the same optimisation."""
+    """A run stopped after its first checkpoint and resumed from it continues the same optimisation, and its
+    metrics cover the whole run."""
     settings = [
         *SMALL_MODEL, f"data.path={synthetic_npz}", "schedule.epochs=4", "schedule.warmup_epochs=1",
         "schedule.global_batch_size=16", "trainer.save_strategy=steps", "trainer.save_steps=6",
@@ -331,11 +341,11 @@ def test_resume_from_a_checkpoint(tmp_path, synthetic_npz):
     def recipe(output_dir: Path, *extra: str) -> dict:
         return load_config(TINY / "pretrain_mamp.yaml", [*settings, f"trainer.output_dir={output_dir}", *extra])
 
-    run(recipe(tmp_path / "uninterrupted"))
-    run(recipe(tmp_path / "interrupted"), callbacks=[StopAtStep(6)])
+    metrics = {"uninterrupted": run(recipe(tmp_path / "uninterrupted"))}
+    first_part = run(recipe(tmp_path / "interrupted"), callbacks=[StopAtStep(6)])
     assert (tmp_path / "interrupted" / "checkpoint-6").is_dir()
     assert len(logged_losses(tmp_path / "interrupted")) == 6
-    run(recipe(tmp_path / "interrupted", "trainer.resume_from_checkpoint=true"))
+    metrics["interrupted"] = run(recipe(tmp_path / "interrupted", "trainer.resume_from_checkpoint=true"))
 
     history = {
         name: json.loads((tmp_path / name / "trainer_state.json").read_text())["log_history"]
@@ -351,3 +361,10 @@ def test_resume_from_a_checkpoint(tmp_path, synthetic_npz):
     # random crops, which come from the main process's generator and are not replayed exactly on resume.
     assert losses["interrupted"][6] < 0.8 * losses["uninterrupted"][0]
     np.testing.assert_allclose(losses["interrupted"][-1], losses["uninterrupted"][-1], rtol=0.05)
+    # One loss is logged per step, so the mean over the run is their mean, the steps before the resume included.
+    for name in ("uninterrupted", "interrupted"):
+        assert metrics[name]["train_loss"] == pytest.approx(np.mean(losses[name]), rel=1e-5), name
+    assert metrics["interrupted"]["train_runtime"] > first_part["train_runtime"]
+    record = json.loads((tmp_path / "interrupted" / "checkpoint-12" / "mamp_run.json").read_text())
+    assert record["global_step"] == 12
+    assert record["loss_sum"] == pytest.approx(sum(losses["interrupted"][:12]), rel=1e-5)

@@ -14,6 +14,9 @@ A recipe is a nested mapping with these sections (see `configs/base/*.yaml` for 
     knn_monitor  optional kNN accuracy of the encoder's features during pre-training
     card         what the generated model card says about the data set and the paper's numbers
 
+`load_config` refuses an unknown key or a value of the wrong type in any section (`SCHEMA`), naming the key; the
+`model` and `data.processor` sections are checked by `MampConfig` and `MampSkeletonProcessor` when a run builds them.
+
 `extends: path` (or a list of paths), relative to the file, names base files merged first, in order; the
 file's own keys then override theirs. Mappings merge key by key, everything else is replaced.
 """
@@ -21,26 +24,75 @@ file's own keys then override theirs. Mappings merge key by key, everything else
 from __future__ import annotations
 
 import copy
+import dataclasses
+import difflib
+import enum
+import functools
 import re
+import types
+import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+from transformers import TrainingArguments
 
-SECTIONS = {
-    "protocol",
-    "seed",
-    "init_from",
-    "data",
-    "model",
-    "optimizer",
-    "schedule",
-    "trainer",
-    "knn_monitor",
-    "card",
+# The keys of every section and the type of their values (the value rules live where the values are used: the
+# optimizer's in optimization.py, the schedule's below and in optimization.py, the data set's in data.py).
+# `data.processor` is checked by `MampSkeletonProcessor` and `model` by `MampConfig` when the run builds them, and
+# `trainer` against the fields of `TrainingArguments` (see `trainer_fields`).
+SCHEMA: dict[str, dict[str, Any]] = {
+    "": {
+        "protocol": Literal["pretrain", "linear_probe", "finetune"],
+        "seed": int,
+        "init_from": str | None,
+        "data": dict,
+        "model": dict,
+        "optimizer": dict,
+        "schedule": dict,
+        "trainer": dict,
+        "knn_monitor": dict | None,
+        "card": dict,
+    },
+    "data": {"dataset": str, "path": str, "train_fraction": float, "subset_seed": int, "processor": dict},
+    "optimizer": {
+        "name": str,
+        "betas": list[float],
+        "eps": float,
+        "momentum": float,
+        "weight_decay": float,
+        "layer_decay": float,
+        "weight_decay_position_embeddings": bool,
+    },
+    "schedule": {
+        "epochs": float,
+        "warmup_epochs": float,
+        "learning_rate": float,
+        "min_learning_rate": float,
+        "global_batch_size": int,
+    },
+    "knn_monitor": {"every_n_epochs": int | None, "k": int, "temperature": float},
+    "card": {"dataset_name": str, "dataset_ids": list[str], "license": str | None, "terms": str | None},
 }
-PROTOCOLS = ("pretrain", "linear_probe", "finetune")
+REQUIRED = ("protocol", "schedule.epochs", "schedule.learning_rate", "schedule.global_batch_size")
+
+# TrainingArguments fields the recipe sets from its other sections: a value in `trainer` would be overwritten.
+SET_BY_THE_RECIPE = {
+    "num_train_epochs": "schedule.epochs",
+    "learning_rate": "schedule.learning_rate",
+    "lr_scheduler_type": "schedule (warm-up, then cosine to schedule.min_learning_rate)",
+    "lr_scheduler_kwargs": "schedule.min_learning_rate",
+    "warmup_steps": "schedule.warmup_epochs",
+    "per_device_train_batch_size": "schedule.global_batch_size",
+    "seed": "seed",
+    "optim": "optimizer.name",
+    "optim_args": "the optimizer section",
+    "weight_decay": "optimizer.weight_decay",
+    "adam_beta1": "optimizer.betas",
+    "adam_beta2": "optimizer.betas",
+    "adam_epsilon": "optimizer.eps",
+}
 
 
 class RecipeLoader(yaml.SafeLoader):
@@ -91,22 +143,93 @@ def parse_value(text: str) -> Any:
 
 
 def validate_config(config: Mapping[str, Any]) -> None:
-    unknown = set(config) - SECTIONS
-    if unknown:
-        raise ValueError(f"Unknown config sections {sorted(unknown)}; the sections are {sorted(SECTIONS)}.")
-    if config.get("protocol") not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {config.get('protocol')!r}.")
-    for section in ("data", "model", "optimizer", "schedule", "trainer"):
-        if not isinstance(config.get(section, {}), dict):
-            raise ValueError(f"Config section {section!r} must be a mapping, got {config[section]!r}.")
-    schedule = config.get("schedule", {})
-    for key in ("epochs", "learning_rate", "global_batch_size"):
-        if key not in schedule:
-            raise ValueError(f"schedule.{key} is required; set it in the config or with schedule.{key}=...")
-    if not 0 <= float(schedule.get("warmup_epochs", 0)) < float(schedule["epochs"]):
+    """Refuse unknown keys and values of the wrong type in every section (naming the key), and missing settings."""
+    _check_section("", config, SCHEMA[""])
+    for section in ("data", "optimizer", "schedule", "knn_monitor", "card"):
+        _check_section(section, config.get(section) or {}, SCHEMA[section])
+    _check_section("trainer", config.get("trainer", {}), trainer_fields())
+    for key in REQUIRED:
+        section, _, name = key.rpartition(".")
+        if name not in (config.get(section, {}) if section else config):
+            raise ValueError(f"{key} is required; set it in the config or with {key}=...")
+    for name, section in SET_BY_THE_RECIPE.items():
+        if name in config.get("trainer", {}):
+            raise ValueError(f"trainer.{name} is set by the recipe from {section}; set that instead.")
+    protocol, schedule = config["protocol"], config["schedule"]
+    if protocol == "pretrain" and config.get("init_from") is not None:
+        raise ValueError(
+            f"init_from={config['init_from']!r} is not used by pre-training, which starts from random weights; remove "
+            "it (trainer.resume_from_checkpoint=true continues an interrupted pre-training)."
+        )
+    if protocol != "pretrain" and config.get("knn_monitor"):
+        raise ValueError(f"knn_monitor watches pre-training only; remove it from this {protocol} recipe.")
+    if not 0 <= schedule.get("warmup_epochs", 0) < schedule["epochs"]:
         raise ValueError(
             f"schedule.warmup_epochs must be in [0, epochs={schedule['epochs']}), got {schedule.get('warmup_epochs')}."
         )
+
+
+@functools.cache
+def trainer_fields() -> dict[str, Any]:
+    """The `trainer` section's schema: the `TrainingArguments` fields and their types; `resume_from_checkpoint` also
+    takes `true` (the newest checkpoint of `output_dir`, see `training/checkpoints.py`)."""
+    hints = typing.get_type_hints(TrainingArguments)
+    fields = {field.name: hints[field.name] for field in dataclasses.fields(TrainingArguments) if field.init}
+    fields["resume_from_checkpoint"] = bool | str | None
+    return fields
+
+
+def _check_section(section: str, values: Any, schema: Mapping[str, Any]) -> None:
+    where = f"{section}." if section else ""
+    if not isinstance(values, Mapping):
+        raise ValueError(f"Config section {section!r} must be a mapping of keys to values, got {values!r}.")
+    for key, value in values.items():
+        if key not in schema:
+            close = difflib.get_close_matches(str(key), schema, n=1)
+            hint = f"did you mean {where}{close[0]}?" if close else (
+                "it takes TrainingArguments fields." if section == "trainer"
+                else f"{section or 'a recipe'} takes {', '.join(schema)}."
+            )
+            raise ValueError(f"Unknown key {where}{key}; {hint}")
+        if not _is_a(value, schema[key]):
+            raise ValueError(f"{where}{key} must be {_describe(schema[key])}, got {value!r}.")
+
+
+def _is_a(value: Any, annotation: Any) -> bool:
+    """Whether a YAML value fits a type annotation (an integer fits `float`; `true` fits only `bool`)."""
+    origin, arguments = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_a(value, argument) for argument in arguments)
+    if origin is Literal:
+        return value in arguments
+    if annotation is type(None) or annotation is None:
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation in (int, float):
+        return isinstance(value, (int, float) if annotation is float else int) and not isinstance(value, bool)
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return value in {member.value for member in annotation}
+    if origin in (list, tuple):
+        return isinstance(value, (list, tuple)) and all(_is_a(item, arguments[0]) for item in value)
+    if annotation in (str, dict, list) or origin is dict:
+        return isinstance(value, origin or annotation)
+    return True  # a type YAML cannot write (callables, objects): TrainingArguments checks it
+
+
+def _describe(annotation: Any) -> str:
+    origin, arguments = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(argument) for argument in arguments)
+    if origin is Literal:
+        return f"one of {list(arguments)}"
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return f"one of {[member.value for member in annotation]}"
+    if origin in (list, tuple):
+        return f"a list of {_describe(arguments[0]).removeprefix('a ').removeprefix('an ')}s"
+    names = {type(None): "null", None: "null", bool: "true or false", int: "an integer", float: "a number",
+             str: "a string", dict: "a mapping", list: "a list"}  # fmt: skip
+    return names.get(origin or annotation, getattr(annotation, "__name__", str(annotation)))
 
 
 def _load_file(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:

@@ -9,11 +9,14 @@ Trainer (through accelerate) sets up distributed training from the launcher's en
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
+import math
 import os
 import shlex
 import sys
+import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,11 +25,16 @@ from typing import Any
 import torch
 import yaml
 from huggingface_hub import HfApi
-from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
+from torch import nn
+from transformers import PreTrainedModel, Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from mamp_hub import MampConfig, MampForMaskedMotionPrediction, MampForSkeletonClassification
+from mamp_hub.cli import console_script
 from mamp_hub.data import SkeletonDataCollator
 
+from .checkpoints import RunRecord, checkpoint_to_resume
 from .config import load_config
 from .data import build_datasets, build_processor
 from .knn import KnnMonitorCallback
@@ -39,17 +47,86 @@ logger = logging.getLogger(__name__)
 ENTRY_POINTS = {"pretrain": "training.pretrain", "linear_probe": "training.linear_probe", "finetune": "training.finetune"}
 
 
+class TrainingDivergedError(RuntimeError):
+    """The loss or the weights of a run stopped being finite; nothing is saved as the run's result."""
+
+    def __init__(self, step: int, what: str, learning_rate: float):
+        super().__init__(
+            f"Training diverged at optimizer step {step}: {what}, and nothing was saved as the result; try a lower "
+            f"schedule.learning_rate (this run: {learning_rate:g}), and check model.mask_ratio (pre-training) and "
+            "that the data hold finite values."
+        )
+        self.step = step
+
+
 class SkeletonTrainer(Trainer):
-    """`Trainer` with separate training and evaluation batching, as the authors' loaders have.
+    """`Trainer` with separate training and evaluation batching, as the authors' loaders have, that fails loudly.
 
     Training batches come from `data_collator` (random crop and rotation) and, with `dataloader_drop_last=True`,
     are always full: the schedule sees the paper's batch size and the heads' BatchNorm never gets a batch of one.
     Evaluation batches come from `eval_data_collator` (central crop) and keep every test clip.
+
+    A step whose loss is not finite raises `TrainingDivergedError` (Trainer would log the mean of the previous
+    losses instead and carry on), and so does saving weights that are not finite: a checkpoint, the final model or
+    an upload. A non-finite gradient makes the next step's loss non-finite, or the final weights.
+
+    With `run_record` (the `RunRecord` of the recipe, with the totals of the checkpoint it resumes from), every
+    checkpoint gets its record (see `training/checkpoints.py`) and `run_totals()` covers the whole run.
     """
 
-    def __init__(self, *args, eval_data_collator: Callable, **kwargs):
+    def __init__(self, *args, eval_data_collator: Callable, run_record: RunRecord | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.eval_data_collator = eval_data_collator
+        self.run_record = run_record
+        # This process's step losses, and the clock, of the current `train()` call (see `run_totals`).
+        self._loss_sum, self._started = 0.0, time.perf_counter()
+
+    def train(self, *args, **kwargs):
+        self._loss_sum, self._started = 0.0, time.perf_counter()
+        return super().train(*args, **kwargs)
+
+    def training_step(
+        self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: torch.Tensor | int | None = None
+    ) -> torch.Tensor:
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        value = loss.item()  # Trainer synchronises on this loss every step anyway (its NaN filter)
+        if not math.isfinite(value):
+            raise TrainingDivergedError(self.state.global_step + 1, f"its loss is {value}", self.args.learning_rate)
+        self._loss_sum += value
+        return loss
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        non_finite = non_finite_tensors(self.model)
+        if non_finite:
+            what = f"the weights {', '.join(non_finite)} are not finite"
+            raise TrainingDivergedError(self.state.global_step, what, self.args.learning_rate)
+        super().save_model(output_dir, _internal_call)
+
+    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
+        # Here rather than in a callback's `on_save` (called right after this): the record needs `run_totals`.
+        super()._save_checkpoint(model, trial)
+        if self.run_record is None:
+            return
+        loss_sum, runtime_s = self.run_totals()
+        if self.args.should_save:
+            # Written last: a checkpoint whose save did not finish has no record, and resuming skips it.
+            checkpoint = Path(self._get_output_dir(trial)) / f"checkpoint-{self.state.global_step}"
+            record = dataclasses.replace(
+                self.run_record, global_step=self.state.global_step, loss_sum=loss_sum, runtime_s=runtime_s
+            )
+            record.save(checkpoint)
+
+    def run_totals(self) -> tuple[float, float]:
+        """(sum of the step losses, training seconds) of the whole run so far, resumed parts included.
+
+        The loss sum is averaged over the processes, so every process must call this.
+        """
+        local = torch.tensor(self._loss_sum, dtype=torch.float64, device=self.args.device)
+        loss_sum = self.accelerator.reduce(local, reduction="mean").item()
+        runtime_s = time.perf_counter() - self._started
+        if self.run_record is not None:
+            loss_sum, runtime_s = loss_sum + self.run_record.loss_sum, runtime_s + self.run_record.runtime_s
+        return loss_sum, runtime_s
 
     @contextmanager
     def _evaluation_batching(self):
@@ -67,6 +144,16 @@ class SkeletonTrainer(Trainer):
     def get_test_dataloader(self, test_dataset):
         with self._evaluation_batching():
             return super().get_test_dataloader(test_dataset)
+
+
+def non_finite_tensors(model: nn.Module, limit: int = 3) -> list[str]:
+    """Names of (at most `limit` of) the parameters and buffers of `model` holding a NaN or an infinity."""
+    names = [
+        name
+        for name, tensor in model.state_dict().items()
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all()
+    ]
+    return names[:limit] + ([f"{len(names) - limit} more"] if len(names) > limit else [])
 
 
 def parse_command_line(protocol: str, argv: Sequence[str] | None = None) -> tuple[dict[str, Any], str]:
@@ -92,22 +179,53 @@ def parse_command_line(protocol: str, argv: Sequence[str] | None = None) -> tupl
     return config, shlex.join(["python", "-m", ENTRY_POINTS[protocol], *argv])
 
 
-def build_model(config: dict[str, Any], id2label: dict[int, str] | None):
-    """The model a protocol trains: a fresh pre-training model, or a classifier (from `init_from` if given)."""
-    model_options = dict(config.get("model", {}))
-    unknown = set(model_options) - set(MampConfig().to_dict())
-    if unknown:
-        raise ValueError(f"Unknown model options {sorted(unknown)}; the model section takes MampConfig arguments.")
+def build_model(config: dict[str, Any], id2label: dict[int, str] | None) -> PreTrainedModel:
+    """The model a protocol trains: a fresh pre-training model, or a classifier (from `init_from` if given).
+
+    The `model` section holds `MampConfig` fields, which override those of `init_from`'s config; the merged config
+    is validated as a whole (`MampConfig` names a bad or unknown field).
+    """
+    options = dict(config.get("model", {}))
     if config["protocol"] == "pretrain":
-        return MampForMaskedMotionPrediction(MampConfig(**model_options))
-    labels = {"num_labels": len(id2label), "id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
-    if config.get("init_from"):
-        model = MampForSkeletonClassification.from_pretrained(config["init_from"], **labels, **model_options)
+        return MampForMaskedMotionPrediction(MampConfig(**options))
+    options.update(num_labels=len(id2label), id2label=id2label, label2id={v: k for k, v in id2label.items()})
+    init_from = config.get("init_from")
+    if not init_from:
+        model = MampForSkeletonClassification(MampConfig(**options))
     else:
-        model = MampForSkeletonClassification(MampConfig(**labels, **model_options))
+        init_from = checked_init_from(init_from)
+        saved, _ = MampConfig.get_config_dict(init_from)
+        merged = MampConfig.from_dict({**saved, **options})
+        model = MampForSkeletonClassification.from_pretrained(init_from, config=merged)
+        non_finite = non_finite_tensors(model)
+        if non_finite:
+            raise ValueError(
+                f"init_from={init_from!r} holds weights that are not finite ({', '.join(non_finite)}): the run that "
+                "wrote them diverged; pass another init_from, or re-run that training with a lower learning rate."
+            )
     if config["protocol"] == "linear_probe":
         model.freeze_encoder()
     return model
+
+
+def checked_init_from(init_from: str) -> str:
+    """`init_from` if it is a `save_pretrained` folder or a Hub id; a ValueError says what it is not."""
+    path = Path(init_from)
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ValueError(
+                f"init_from={init_from!r} has no config.json, so it is not a save_pretrained folder; pass the folder a "
+                "training/ run or mamp-convert wrote (it holds config.json and model.safetensors)."
+            )
+        return init_from
+    try:
+        validate_repo_id(init_from)
+    except HFValidationError:
+        raise ValueError(
+            f"init_from={init_from!r} is neither a folder here nor a Hub id; run the training that writes it first, "
+            "or pass an existing folder or a Hub id <org>/<name>."
+        ) from None
+    return init_from
 
 
 def training_arguments(config: dict[str, Any], world_size: int) -> TrainingArguments:
@@ -167,6 +285,14 @@ def run(
             )
         )
     classifying = protocol != "pretrain"
+    record = RunRecord.for_recipe(config)
+    checkpoint, resumed = checkpoint_to_resume(
+        args.output_dir, config.get("trainer", {}).get("resume_from_checkpoint"), record
+    )
+    if resumed is not None:  # the run's totals so far, for the metrics of the whole run
+        record = dataclasses.replace(
+            record, global_step=resumed.global_step, loss_sum=resumed.loss_sum, runtime_s=resumed.runtime_s
+        )
     trainer = SkeletonTrainer(
         model=model,
         args=args,
@@ -179,11 +305,12 @@ def run(
         preprocess_logits_for_metrics=logits_only if classifying else None,
         optimizer_cls_and_kwargs=optimizer_class_and_kwargs(model, config["optimizer"], args.learning_rate),
         callbacks=callbacks,
+        run_record=record,
     )
-    resume = config.get("trainer", {}).get("resume_from_checkpoint")
-    train_output = trainer.train(resume_from_checkpoint=resume or None)
+    trainer.train(resume_from_checkpoint=checkpoint)
 
-    metrics = measured_metrics(trainer, train_output.metrics, len(train_dataset), len(eval_dataset))
+    metrics = measured_metrics(trainer, len(train_dataset), len(eval_dataset))
+    # `save_model` (also called by `push_to_hub`) refuses weights that are not finite, before anything is written.
     if args.push_to_hub:
         # Uploads the weights and processor (every process must call it); its generic README is replaced below.
         trainer.push_to_hub(commit_message="Trained weights and processor")
@@ -200,10 +327,11 @@ def run(
     return metrics
 
 
-def measured_metrics(
-    trainer: Trainer, train_metrics: dict[str, float], train_samples: int, eval_samples: int
-) -> dict[str, float]:
-    """What the model card reports: last-epoch test accuracy (classifiers), losses, kNN accuracy, sizes, time."""
+def measured_metrics(trainer: SkeletonTrainer, train_samples: int, eval_samples: int) -> dict[str, float]:
+    """What the model card reports: last-epoch test accuracy (classifiers), losses, kNN accuracy, sizes, time.
+
+    The mean training loss and the training time cover the whole run, the parts before any resume included.
+    """
     history = trainer.state.log_history
     metrics: dict[str, float] = {}
     if trainer.eval_dataset is not None:
@@ -214,11 +342,12 @@ def measured_metrics(
     losses = [entry["loss"] for entry in history if "loss" in entry]
     if losses:
         metrics["final_loss"] = losses[-1]
-    metrics["train_loss"] = train_metrics["train_loss"]
+    loss_sum, runtime_s = trainer.run_totals()
+    metrics["train_loss"] = loss_sum / max(trainer.state.global_step, 1)
     knn = [entry["knn_top1"] for entry in history if "knn_top1" in entry]
     if knn:
         metrics["knn_top1"] = knn[-1]
-    metrics.update(train_samples=train_samples, eval_samples=eval_samples, train_runtime=train_metrics["train_runtime"])
+    metrics.update(train_samples=train_samples, eval_samples=eval_samples, train_runtime=round(runtime_s, 4))
     return metrics
 
 
@@ -241,8 +370,14 @@ def upload_card_and_metrics(trainer: Trainer, card: Path) -> None:
 
 
 def main(protocol: str, argv: Sequence[str] | None = None) -> dict[str, float]:
-    """Entry point shared by `training.pretrain`, `training.linear_probe` and `training.finetune`."""
+    """Entry point shared by `training.pretrain`, `training.linear_probe` and `training.finetune`: a failure (a bad
+    recipe, a diverged run) is one line `python -m training.<protocol>: error: ...` and exit status 2."""
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
     torch.set_float32_matmul_precision("high")  # TF32 matmuls on Ampere+ GPUs; no effect on CPUs
-    config, command = parse_command_line(protocol, argv)
-    return run(config, command)
+
+    @console_script(f"python -m {ENTRY_POINTS[protocol]}")
+    def run_command_line(argv: Sequence[str] | None) -> dict[str, float]:
+        config, command = parse_command_line(protocol, argv)
+        return run(config, command)
+
+    return run_command_line(argv)

@@ -31,6 +31,7 @@ from typing import Any
 from transformers import set_seed
 
 from mamp_hub import MampConfig, MampForMaskedMotionPrediction
+from mamp_hub.cli import console_script
 from mamp_hub.data.synthetic import write_synthetic_npz
 
 from .config import load_config
@@ -163,7 +164,9 @@ def pretraining_budget(epochs: int) -> list[str]:
     ]
 
 
+@console_script("python -m training.tiny_recipe")
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run the tiny recipe from the command line; a failure (e.g. a diverged stage) is one line and exit status 2."""
     parser = argparse.ArgumentParser(prog="python -m training.tiny_recipe", description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", default="outputs/tiny_recipe")
     parser.add_argument("--num_samples", type=int, default=800, help="synthetic clips, train + test")
