@@ -29,7 +29,7 @@ def build_datasets(data_config: Mapping[str, Any]) -> tuple[Dataset, Dataset, di
         raise ValueError(f"data.dataset must be one of {list(NPZ_DATASETS)}, got {kind!r}.")
     if not data_config.get("path"):
         raise ValueError(
-            f"data.path is required: the .npz file written by mamp-prepare-ntu, mamp-prepare-pku or mamp-synthetic "
+            "data.path is required: the .npz file written by mamp-prepare-ntu, mamp-prepare-pku or mamp-synthetic "
             "(e.g. data.path=data/ntu/NTU60_XSub.npz)."
         )
     train, test = (NPZ_DATASETS[kind](data_config["path"], split=split) for split in ("train", "test"))
