@@ -291,7 +291,10 @@ def test_auto_classes_and_encoder_transfer(reference, tmp_path):
     for (name, ours), theirs in zip(classifier.mamp.state_dict().items(), pretrained.mamp.state_dict().values()):
         torch.testing.assert_close(ours, theirs, msg=name)
     assert classifier.classifier.fc2.weight.shape == (60, 2048)
-    assert classifier.classifier.fc2.weight.abs().sum() > 0  # initialised, not left at zero
+    bound = (6 / (2048 + 60)) ** 0.5  # the new head is xavier-uniform initialised, not left at zero
+    weight = classifier.classifier.fc2.weight.detach()
+    assert weight.abs().max() <= bound
+    assert weight.std().item() == pytest.approx(bound / 3**0.5, rel=0.05)
 
 
 def test_fresh_model_initialisation_follows_the_authors(config):

@@ -18,8 +18,9 @@ class SkeletonDataCollator:
     Hands the items' raw sequences to `processor` as one list (their lengths may differ; nothing is stacked
     or padded, so rows of a memory map are read in place), with their `valid_frames` when every item has them,
     and returns
-    `{"skeleton_values": (B, M, T, V, C) float32, "labels": (B,) int64}` (`labels` only when items have them
-    and `return_labels`).
+    `{"skeleton_values": (B, M, T, V, C) float32, "present_persons": (P,) int64, "labels": (B,) int64}`
+    (`present_persons`: the person slots that hold a skeleton, for the models' absent-person skip; `labels` only when
+    items have them and `return_labels`).
 
     `Trainer` uses one collator for training and evaluation; to train with the random crop and evaluate with
     the central crop, give its training dataloader a collator with `training=True` and its evaluation
@@ -53,7 +54,7 @@ class SkeletonDataCollator:
             sequences, training=self.training, layout=layout, generator=self.generator, valid_frames=valid_frames
         )
 
-        output = {"skeleton_values": inputs["skeleton_values"]}
+        output = {"skeleton_values": inputs["skeleton_values"], "present_persons": inputs["present_persons"]}
         if self.return_labels and "labels" in features[0]:
             output["labels"] = torch.tensor([int(feature["labels"]) for feature in features], dtype=torch.int64)
         return output
