@@ -179,17 +179,17 @@ def trainer_fields() -> dict[str, Any]:
     return fields
 
 
-def _check_section(section: str, values: Any, schema: Mapping[str, Any]) -> None:
+def _check_section(section: str, values: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
     where = f"{section}." if section else ""
-    if not isinstance(values, Mapping):
-        raise ValueError(f"Config section {section!r} must be a mapping of keys to values, got {values!r}.")
     for key, value in values.items():
         if key not in schema:
             close = difflib.get_close_matches(str(key), schema, n=1)
-            hint = f"did you mean {where}{close[0]}?" if close else (
-                "it takes TrainingArguments fields." if section == "trainer"
-                else f"{section or 'a recipe'} takes {', '.join(schema)}."
-            )
+            if close:
+                hint = f"did you mean {where}{close[0]}?"
+            elif section == "trainer":
+                hint = "trainer takes the fields of transformers.TrainingArguments."
+            else:
+                hint = f"{section or 'a recipe'} takes {', '.join(schema)}."
             raise ValueError(f"Unknown key {where}{key}; {hint}")
         if not _is_a(value, schema[key]):
             raise ValueError(f"{where}{key} must be {_describe(schema[key])}, got {value!r}.")
