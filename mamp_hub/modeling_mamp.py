@@ -591,8 +591,7 @@ class MampModel(MampPreTrainedModel):
         recording = kwargs.get("output_hidden_states", config.output_hidden_states) or kwargs.get(
             "output_attentions", config.output_attentions
         )
-        if present_persons is not None:
-            check_present_persons(present_persons, len(skeletons))
+        present_persons = self._own_present_persons(present_persons, len(skeletons))
         if present_persons is None or self.training or recording:  # recorded states must cover every slot
             hidden_states = self.encode(patchify(skeletons, config.temporal_patch_size, config.joint_patch_size), **kwargs)
         else:
@@ -602,6 +601,15 @@ class MampModel(MampPreTrainedModel):
             batch, persons, frames // config.temporal_patch_size, config.num_joint_patches, -1
         )
         return MampModelOutput(last_hidden_state=last_hidden_state, pooler_output=last_hidden_state.mean(dim=(1, 2, 3)))
+
+    def _own_present_persons(self, present_persons: torch.Tensor | None, num_slots: int) -> torch.Tensor | None:
+        """The checked `present_persons`, or None where they cannot belong to this batch: `nn.DataParallel` (which
+        Trainer uses on several GPUs without torchrun) splits every input along its first dimension, so a replica
+        gets a slice of the indices that does not match its slice of the batch."""
+        if present_persons is None or getattr(self, "_is_replica", False):
+            return None
+        check_present_persons(present_persons, num_slots)
+        return present_persons
 
     def _encode_present_persons(self, skeletons: torch.Tensor, present_persons: torch.Tensor) -> torch.Tensor:
         """Encode the present slots `(P,)` of `(N, T, V, C)` skeletons and one empty slot, whose features fill every
@@ -751,10 +759,9 @@ class MampForMaskedMotionPrediction(MampPreTrainedModel):
             check_noise(noise, (len(skeletons), num_segments * config.num_joint_patches))
         if not config.pretraining_skip_absent_persons:
             return skeletons, noise
+        present_persons = self.mamp._own_present_persons(present_persons, len(skeletons))
         if present_persons is None:  # reads the input: a device synchronisation, which the processor's index avoids
             present_persons = skeletons.flatten(1).any(dim=1).nonzero().flatten()
-        else:
-            check_present_persons(present_persons, len(skeletons))
         if len(present_persons) == 0:  # a batch without any person keeps its slots rather than becoming empty
             return skeletons, noise
         present_persons = present_persons.to(skeletons.device)

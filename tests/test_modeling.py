@@ -199,6 +199,12 @@ def test_absent_person_fast_path_is_exact(config):
         )
     assert encoded[:3] == [len(present) + 1, 10, 10]  # the present slots and one empty slot, then all of them
 
+    # A DataParallel replica gets a slice of the batch and an unrelated slice of the indices: it encodes every slot.
+    model.mamp._is_replica = True
+    with torch.no_grad():
+        replica = model.mamp(skeletons, present_persons=present[:3])
+    torch.testing.assert_close(replica.last_hidden_state, full.last_hidden_state, atol=0, rtol=0)
+
 
 def test_other_sequence_lengths_interpolate_temporal_embeddings(config):
     model = MampModel(config).eval()
