@@ -20,12 +20,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-from transformers import EvalPrediction, Trainer, TrainingArguments
+from transformers import TrainingArguments
 
 from mamp_hub import MampConfig, MampForSkeletonClassification, MampSkeletonProcessor
 from mamp_hub.data import NpzSkeletonDataset, SkeletonDataCollator
 from mamp_hub.data.synthetic import write_synthetic_npz
+from mamp_hub.metrics import compute_metrics, logits_only
+from mamp_hub.trainer import SkeletonTrainer
 
 # Encoder sizes for training from scratch; a checkpoint brings its own.
 SCRATCH_SIZES = {
@@ -66,12 +67,6 @@ def build_model(
     return model, MampSkeletonProcessor.from_pretrained(checkpoint)
 
 
-def accuracy(prediction: EvalPrediction) -> dict[str, float]:
-    # The model's outputs after the loss are (logits, pooler_output); Trainer hands over both.
-    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-    return {"accuracy": float((np.argmax(logits, axis=-1) == prediction.label_ids).mean())}
-
-
 def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
     args.output_dir.mkdir(parents=True, exist_ok=True)
@@ -98,20 +93,20 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         report_to="none",
         seed=args.seed,
     )
-    trainer = Trainer(
+    trainer = SkeletonTrainer(
         model=model,
         args=training_args,
         train_dataset=train_dataset,
-        # Training batches get the random crop and rotation of the paper's recipe.
+        # Training batches get the random crop and rotation of the paper's recipe; evaluation batches the central
+        # crop, and every test clip. A run whose loss stops being finite stops with TrainingDivergedError.
         data_collator=SkeletonDataCollator(processor, training=True),
-        compute_metrics=accuracy,
+        eval_data_collator=SkeletonDataCollator(processor, training=False),
+        compute_metrics=compute_metrics,  # top-1 / top-5 accuracy, in percent
+        preprocess_logits_for_metrics=logits_only,
     )
     trainer.train()
-    # Evaluation uses the central crop, and keeps every test clip.
-    trainer.data_collator = SkeletonDataCollator(processor, training=False)
-    trainer.args.dataloader_drop_last = False
     metrics = trainer.evaluate(test_dataset)
-    print(f"test accuracy: {metrics['eval_accuracy']:.1%} on {len(test_dataset)} clips")
+    print(f"test accuracy: top-1 {metrics['eval_top1']:.1f}%, top-5 {metrics['eval_top5']:.1f}% on {len(test_dataset)} clips")
 
     model_dir = args.output_dir / "model"
     trainer.save_model(str(model_dir))

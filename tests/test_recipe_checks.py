@@ -21,9 +21,10 @@ from conftest import tiny_config
 from transformers import TrainerCallback
 
 from mamp_hub import MampForMaskedMotionPrediction
+from mamp_hub.trainer import SkeletonTrainer, TrainingDivergedError
 from training.checkpoints import RECORD_NAME, RunRecord
 from training.config import load_config
-from training.recipe import SkeletonTrainer, TrainingDivergedError, run, training_arguments
+from training.recipe import run, training_arguments
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "training" / "configs" / "tiny"
@@ -204,7 +205,7 @@ def test_saving_weights_that_are_not_finite_is_refused(tmp_path):
 @pytest.mark.slow
 def test_a_diverging_pretraining_exits_nonzero_and_saves_nothing(tmp_path, synthetic_npz):
     command = [
-        sys.executable, "-m", "training.pretrain", str(TINY / "pretrain_mamp.yaml"), *SMALL_MODEL,
+        sys.executable, "-m", "training", str(TINY / "pretrain_mamp.yaml"), *SMALL_MODEL,
         f"data.path={synthetic_npz}", f"trainer.output_dir={tmp_path}", "schedule.epochs=2", "schedule.warmup_epochs=0",
         "schedule.global_batch_size=16", "schedule.learning_rate=1e6", "schedule.min_learning_rate=0",
         "trainer.disable_tqdm=true",
@@ -215,7 +216,7 @@ def test_a_diverging_pretraining_exits_nonzero_and_saves_nothing(tmp_path, synth
     assert result.returncode == 2, result.stderr[-3000:]
     error = result.stderr.strip().splitlines()[-1]
     assert re.fullmatch(
-        r"python -m training\.pretrain: error: Training diverged at optimizer step \d+: its loss is nan, .*"
+        r"python -m training: error: Training diverged at optimizer step \d+: its loss is nan, .*"
         r"schedule\.learning_rate \(this run: 1e\+06\).*model\.mask_ratio.*",
         error,
     ), error

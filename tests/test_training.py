@@ -22,14 +22,15 @@ from transformers import TrainerCallback
 
 from mamp_hub import MampForSkeletonClassification, MampSkeletonProcessor
 from mamp_hub.data import ArraySkeletonDataset, SkeletonDataCollator
+from mamp_hub.metrics import top_k_accuracy
+from mamp_hub.trainer import SkeletonTrainer
 from training.checkpoints import RunRecord
 from training.config import load_config
 from training.data import build_datasets
 from training.knn import knn_classify
-from training.metrics import top_k_accuracy
 from training.model_card import render_model_card
 from training.optimization import layer_id, optimizer_class_and_kwargs, parameter_groups
-from training.recipe import SkeletonTrainer, run, training_arguments
+from training.recipe import run, training_arguments
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "training" / "configs"
@@ -208,13 +209,13 @@ def test_knn_classify_separates_clusters():
 def test_model_card_reports_the_measured_metrics():
     config = load_config(CONFIGS / "ntu60_xsub" / "finetune.yaml")
     metrics = {"eval_top1": 91.234, "eval_top5": 99.5, "best_eval_top1": 91.5, "train_loss": 0.7}
-    text = render_model_card(config, metrics, command="python -m training.finetune x.yaml", repo_id="me/mamp-ft")
+    text = render_model_card(config, metrics, command="python -m training x.yaml", repo_id="me/mamp-ft")
     card = ModelCard(text)
     assert card.data.pipeline_tag == "video-classification"
     assert card.data.datasets == ["ntu_rgbd_60"]
     assert [r.metric_value for r in card.data.eval_results] == [91.23, 99.5]
     assert "<org>/<repo>" not in text and 'from_pretrained("me/mamp-ft")' in text
-    assert "python -m training.finetune x.yaml" in text and "| 91.23 |" in text
+    assert "python -m training x.yaml" in text and "| 91.23 |" in text
     assert "This file is both the project's model card and the template" not in text
 
 
@@ -298,7 +299,7 @@ def test_pretraining_in_two_processes_with_gloo(tmp_path, synthetic_npz):
     """`torchrun` with 2 CPU processes: DDP over gloo, the global batch split between them, a falling loss."""
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "-m", "training.pretrain", str(TINY / "pretrain_mamp.yaml"), *SMALL_MODEL,
+        "-m", "training", str(TINY / "pretrain_mamp.yaml"), *SMALL_MODEL,
         f"data.path={synthetic_npz}", f"trainer.output_dir={tmp_path}", "schedule.epochs=5", "schedule.warmup_epochs=1",
         "schedule.global_batch_size=16", "trainer.save_strategy=steps", "trainer.save_steps=5",
     ]  # fmt: skip

@@ -12,13 +12,11 @@ import argparse
 import dataclasses
 import json
 import logging
-import math
 import os
 import shlex
 import sys
 import time
-from collections.abc import Callable, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,50 +31,30 @@ from transformers import PreTrainedModel, Trainer, TrainerCallback, TrainingArgu
 from mamp_hub import MampConfig, MampForMaskedMotionPrediction, MampForSkeletonClassification
 from mamp_hub.cli import console_script
 from mamp_hub.data import SkeletonDataCollator
+from mamp_hub.metrics import compute_metrics, logits_only
+from mamp_hub.trainer import SkeletonTrainer, non_finite_tensors
 
 from .checkpoints import RunRecord, checkpoint_to_resume
 from .config import load_config
 from .data import build_datasets, build_processor
 from .knn import KnnMonitorCallback
-from .metrics import compute_metrics, logits_only
 from .model_card import write_model_card
 from .optimization import optimizer_class_and_kwargs, schedule_arguments
 
 logger = logging.getLogger(__name__)
 
-ENTRY_POINTS = {"pretrain": "training.pretrain", "linear_probe": "training.linear_probe", "finetune": "training.finetune"}
+COMMAND = "python -m training"
 
 
-class TrainingDivergedError(RuntimeError):
-    """The loss or the weights of a run stopped being finite; nothing is saved as the run's result."""
+class RecipeTrainer(SkeletonTrainer):
+    """`SkeletonTrainer` that records the recipe with every checkpoint and keeps the totals of the whole run.
 
-    def __init__(self, step: int, what: str, learning_rate: float):
-        super().__init__(
-            f"Training diverged at optimizer step {step}: {what}, and nothing was saved as the result; try a lower "
-            f"schedule.learning_rate (this run: {learning_rate:g}), and check model.mask_ratio (pre-training) and "
-            "that the data hold finite values."
-        )
-        self.step = step
-
-
-class SkeletonTrainer(Trainer):
-    """`Trainer` with separate training and evaluation batching, as the authors' loaders have, that fails loudly.
-
-    Training batches come from `data_collator` (random crop and rotation) and, with `dataloader_drop_last=True`,
-    are always full: the schedule sees the paper's batch size and the heads' BatchNorm never gets a batch of one.
-    Evaluation batches come from `eval_data_collator` (central crop) and keep every test clip.
-
-    A step whose loss is not finite raises `TrainingDivergedError` (Trainer would log the mean of the previous
-    losses instead and carry on), and so does saving weights that are not finite: a checkpoint, the final model or
-    an upload. A non-finite gradient makes the next step's loss non-finite, or the final weights.
-
-    With `run_record` (the `RunRecord` of the recipe, with the totals of the checkpoint it resumes from), every
-    checkpoint gets its record (see `training/checkpoints.py`) and `run_totals()` covers the whole run.
+    `run_record` is the `RunRecord` of the recipe, with the totals of the checkpoint it resumes from: every checkpoint
+    gets its record (see `training/checkpoints.py`) and `run_totals()` covers the whole run.
     """
 
-    def __init__(self, *args, eval_data_collator: Callable, run_record: RunRecord | None = None, **kwargs):
+    def __init__(self, *args: Any, run_record: RunRecord, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.eval_data_collator = eval_data_collator
         self.run_record = run_record
         # This process's step losses, and the clock, of the current `train()` call (see `run_totals`).
         self._loss_sum, self._started = 0.0, time.perf_counter()
@@ -85,28 +63,12 @@ class SkeletonTrainer(Trainer):
         self._loss_sum, self._started = 0.0, time.perf_counter()
         return super().train(*args, **kwargs)
 
-    def training_step(
-        self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: torch.Tensor | int | None = None
-    ) -> torch.Tensor:
-        loss = super().training_step(model, inputs, num_items_in_batch)
-        value = loss.item()  # Trainer synchronises on this loss every step anyway (its NaN filter)
-        if not math.isfinite(value):
-            raise TrainingDivergedError(self.state.global_step + 1, f"its loss is {value}", self.args.learning_rate)
+    def on_step_loss(self, value: float) -> None:
         self._loss_sum += value
-        return loss
-
-    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        non_finite = non_finite_tensors(self.model)
-        if non_finite:
-            what = f"the weights {', '.join(non_finite)} are not finite"
-            raise TrainingDivergedError(self.state.global_step, what, self.args.learning_rate)
-        super().save_model(output_dir, _internal_call)
 
     def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
         # Here rather than in a callback's `on_save` (called right after this): the record needs `run_totals`.
         super()._save_checkpoint(model, trial)
-        if self.run_record is None:
-            return
         loss_sum, runtime_s = self.run_totals()
         if self.args.should_save:
             # Written last: a checkpoint whose save did not finish has no record, and resuming skips it.
@@ -124,45 +86,17 @@ class SkeletonTrainer(Trainer):
         local = torch.tensor(self._loss_sum, dtype=torch.float64, device=self.args.device)
         loss_sum = self.accelerator.reduce(local, reduction="mean").item()
         runtime_s = time.perf_counter() - self._started
-        if self.run_record is not None:
-            loss_sum, runtime_s = loss_sum + self.run_record.loss_sum, runtime_s + self.run_record.runtime_s
-        return loss_sum, runtime_s
-
-    @contextmanager
-    def _evaluation_batching(self):
-        saved = self.data_collator, self.args.dataloader_drop_last
-        self.data_collator, self.args.dataloader_drop_last = self.eval_data_collator, False
-        try:
-            yield
-        finally:
-            self.data_collator, self.args.dataloader_drop_last = saved
-
-    def get_eval_dataloader(self, eval_dataset=None):
-        with self._evaluation_batching():
-            return super().get_eval_dataloader(eval_dataset)
-
-    def get_test_dataloader(self, test_dataset):
-        with self._evaluation_batching():
-            return super().get_test_dataloader(test_dataset)
+        return loss_sum + self.run_record.loss_sum, runtime_s + self.run_record.runtime_s
 
 
-def non_finite_tensors(model: nn.Module, limit: int = 3) -> list[str]:
-    """Names of (at most `limit` of) the parameters and buffers of `model` holding a NaN or an infinity."""
-    names = [
-        name
-        for name, tensor in model.state_dict().items()
-        if tensor.is_floating_point() and not torch.isfinite(tensor).all()
-    ]
-    return names[:limit] + ([f"{len(names) - limit} more"] if len(names) > limit else [])
-
-
-def parse_command_line(protocol: str, argv: Sequence[str] | None = None) -> tuple[dict[str, Any], str]:
+def parse_command_line(argv: Sequence[str] | None = None) -> tuple[dict[str, Any], str]:
     """`CONFIG [section.key=value ...]` -> (config, the command line to record in the model card)."""
     parser = argparse.ArgumentParser(
-        prog=f"python -m {ENTRY_POINTS[protocol]}",
-        description=f"Run a MAMP {protocol.replace('_', ' ')} recipe with transformers.Trainer.",
+        prog=COMMAND,
+        description="Run a MAMP recipe (pre-training, linear probe or fine-tuning, as its `protocol` says) with "
+        "transformers.Trainer.",
     )
-    parser.add_argument("config", help="recipe file, e.g. training/configs/ntu60_xsub/%s.yaml" % protocol)
+    parser.add_argument("config", help="recipe file, e.g. training/configs/ntu60_xsub/pretrain_mamp.yaml")
     parser.add_argument(
         "overrides",
         nargs="*",
@@ -171,12 +105,7 @@ def parse_command_line(protocol: str, argv: Sequence[str] | None = None) -> tupl
     )
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    config = load_config(args.config, args.overrides)
-    if config["protocol"] != protocol:
-        raise ValueError(
-            f"{args.config} is a {config['protocol']!r} recipe; run it with python -m {ENTRY_POINTS[config['protocol']]}."
-        )
-    return config, shlex.join(["python", "-m", ENTRY_POINTS[protocol], *argv])
+    return load_config(args.config, args.overrides), shlex.join([*COMMAND.split(), *argv])
 
 
 def build_model(config: dict[str, Any], id2label: dict[int, str] | None) -> PreTrainedModel:
@@ -293,7 +222,7 @@ def run(
         record = dataclasses.replace(
             record, global_step=resumed.global_step, loss_sum=resumed.loss_sum, runtime_s=resumed.runtime_s
         )
-    trainer = SkeletonTrainer(
+    trainer = RecipeTrainer(
         model=model,
         args=args,
         train_dataset=train_dataset,
@@ -327,7 +256,7 @@ def run(
     return metrics
 
 
-def measured_metrics(trainer: SkeletonTrainer, train_samples: int, eval_samples: int) -> dict[str, float]:
+def measured_metrics(trainer: RecipeTrainer, train_samples: int, eval_samples: int) -> dict[str, float]:
     """What the model card reports: last-epoch test accuracy (classifiers), losses, kNN accuracy, sizes, time.
 
     The mean training loss and the training time cover the whole run, the parts before any resume included.
@@ -369,15 +298,11 @@ def upload_card_and_metrics(trainer: Trainer, card: Path) -> None:
     )
 
 
-def main(protocol: str, argv: Sequence[str] | None = None) -> dict[str, float]:
-    """Entry point shared by `training.pretrain`, `training.linear_probe` and `training.finetune`: a failure (a bad
-    recipe, a diverged run) is one line `python -m training.<protocol>: error: ...` and exit status 2."""
+@console_script(COMMAND)
+def main(argv: Sequence[str] | None = None) -> dict[str, float]:
+    """`python -m training CONFIG [section.key=value ...]`: a failure (a bad recipe, a diverged run) is one line
+    `python -m training: error: ...` and exit status 2."""
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
     torch.set_float32_matmul_precision("high")  # TF32 matmuls on Ampere+ GPUs; no effect on CPUs
-
-    @console_script(f"python -m {ENTRY_POINTS[protocol]}")
-    def run_command_line(argv: Sequence[str] | None) -> dict[str, float]:
-        config, command = parse_command_line(protocol, argv)
-        return run(config, command)
-
-    return run_command_line(argv)
+    config, command = parse_command_line(argv)
+    return run(config, command)

@@ -1,0 +1,96 @@
+"""`SkeletonTrainer`: `transformers.Trainer` for skeleton action models, with the authors' train/eval batching and a
+loud failure for runs that diverge. Used by the recipes in `training/` and by `examples/finetune.py`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import Trainer
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss or the weights of a run stopped being finite; nothing is saved as the run's result."""
+
+    def __init__(self, step: int, what: str, learning_rate: float):
+        super().__init__(
+            f"Training diverged at optimizer step {step}: {what}, and nothing was saved as the result; try a lower "
+            f"schedule.learning_rate (this run: {learning_rate:g}), and check model.mask_ratio (pre-training) and "
+            "that the data hold finite values."
+        )
+        self.step = step
+
+
+class SkeletonTrainer(Trainer):
+    """`Trainer` with separate training and evaluation batching, as the authors' loaders have, that fails loudly.
+
+    Training batches come from `data_collator` (random crop and rotation) and, with `dataloader_drop_last=True`,
+    are always full: the schedule sees the paper's batch size and the heads' BatchNorm never gets a batch of one.
+    Evaluation batches come from `eval_data_collator` (central crop) and keep every test clip.
+
+    A step whose loss is not finite raises `TrainingDivergedError` (Trainer would log the mean of the previous
+    losses instead and carry on), and so does saving weights that are not finite: a checkpoint, the final model or
+    an upload. A non-finite gradient makes the next step's loss non-finite, or the final weights.
+
+    Args:
+        eval_data_collator: the collator of evaluation and prediction batches (`data_collator` makes the training
+            batches), e.g. `SkeletonDataCollator(processor, training=False)`.
+    """
+
+    def __init__(self, *args: Any, eval_data_collator: Callable, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.eval_data_collator = eval_data_collator
+
+    def training_step(
+        self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: torch.Tensor | int | None = None
+    ) -> torch.Tensor:
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        value = loss.item()  # Trainer synchronises on this loss every step anyway (its NaN filter)
+        if not math.isfinite(value):
+            raise TrainingDivergedError(self.state.global_step + 1, f"its loss is {value}", self.args.learning_rate)
+        self.on_step_loss(value)
+        return loss
+
+    def on_step_loss(self, value: float) -> None:
+        """Called with every training step's (finite) loss; a hook for subclasses that keep run totals."""
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        non_finite = non_finite_tensors(self.model)
+        if non_finite:
+            what = f"the weights {', '.join(non_finite)} are not finite"
+            raise TrainingDivergedError(self.state.global_step, what, self.args.learning_rate)
+        super().save_model(output_dir, _internal_call)
+
+    @contextmanager
+    def _evaluation_batching(self):
+        saved = self.data_collator, self.args.dataloader_drop_last
+        self.data_collator, self.args.dataloader_drop_last = self.eval_data_collator, False
+        try:
+            yield
+        finally:
+            self.data_collator, self.args.dataloader_drop_last = saved
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        with self._evaluation_batching():
+            return super().get_eval_dataloader(eval_dataset)
+
+    def get_test_dataloader(self, test_dataset):
+        with self._evaluation_batching():
+            return super().get_test_dataloader(test_dataset)
+
+
+def non_finite_tensors(model: nn.Module, limit: int = 3) -> list[str]:
+    """Names of (at most `limit` of) the parameters and buffers of `model` holding a NaN or an infinity."""
+    names = [
+        name
+        for name, tensor in model.state_dict().items()
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all()
+    ]
+    return names[:limit] + ([f"{len(names) - limit} more"] if len(names) > limit else [])
+
+
+__all__ = ["SkeletonTrainer", "TrainingDivergedError", "non_finite_tensors"]
