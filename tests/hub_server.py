@@ -149,7 +149,8 @@ def _make_handler(hub: LocalHub) -> type[BaseHTTPRequestHandler]:
                     return self._reply(404, headers={"X-Error-Code": "RepoNotFound"})
                 if repo_id in hub.refused_commits:
                     hub.refused_commits.discard(repo_id)
-                    return self._reply(500, headers={"X-Error-Message": "commit refused by the test hub"})
+                    # 403, as for a token without write access: the client retries 5xx answers itself.
+                    return self._reply(403, headers={"X-Error-Message": "commit refused by the test hub"})
                 files = dict(hub.repos[repo_id])  # a commit lands whole or not at all
                 for line in body.splitlines():
                     operation = json.loads(line)
