@@ -28,7 +28,7 @@ def extract_features(
     features, labels = [], []
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         for batch in loader:
-            outputs = encoder(batch["skeleton_values"].to(device))
+            outputs = encoder(batch["skeleton_values"].to(device), present_persons=batch["present_persons"].to(device))
             features.append(outputs.pooler_output.float().cpu())
             labels.append(batch["labels"])
     encoder.train(was_training)
