@@ -258,6 +258,28 @@ def test_sdpa_and_eager_agree(config):
     torch.testing.assert_close(sdpa, eager, atol=ATOL, rtol=0)
 
 
+def test_a_registered_attention_function_is_used():
+    """`_supports_attention_backend`: a function registered with transformers' AttentionInterface takes over."""
+    from transformers import AttentionInterface
+
+    from mamp_hub.modeling_mamp import eager_attention_forward
+
+    calls = []
+
+    def counting_attention(*args, **kwargs):
+        calls.append(args[1].shape)  # the query, (N, heads, L, head_dim)
+        return eager_attention_forward(*args, **kwargs)
+
+    AttentionInterface.register("mamp_test_counting", counting_attention)
+    model = MampModel(tiny_config()).eval()
+    skeletons = torch.randn(1, 2, 16, 25, 3)
+    with torch.no_grad():
+        expected = model(skeletons).last_hidden_state
+        model.set_attn_implementation("mamp_test_counting")
+        torch.testing.assert_close(model(skeletons).last_hidden_state, expected, atol=ATOL, rtol=0)
+    assert calls == [(2, 4, 100, 8)] * 2  # once per layer
+
+
 # --- round trips and Auto classes --------------------------------------------------------------
 
 
