@@ -138,7 +138,14 @@ def test_ntu120_copies_a_lone_actor_and_splits_by_setup(ntu_raw, tmp_path):
         np.testing.assert_array_equal(xset["x_train"][0, :, 75:], xset["x_train"][0, :, :75])
         np.testing.assert_array_equal(xset["x_test"][1], expected["S001C002P003R002A050"])  # two actors: as is
         assert len(xset["x_test"]) == 2 and xset["y_test"].shape == (2, 120)  # the listed sample is left out
-    assert (tmp_path / "out" / "NTU120_XSub.npz").exists()
+    with np.load(tmp_path / "out" / "NTU120_XSub.npz") as xsub:  # subjects 1 and 2 train, subject 3 tests
+        lone = [expected[name].copy() for name in ("S002C003P001R001A010", "S001C001P002R001A001")]
+        for row in lone:
+            row[:, 75:] = row[:, :75]
+        np.testing.assert_array_equal(xsub["x_train"], np.stack(lone))
+        np.testing.assert_array_equal(xsub["x_test"], expected["S001C002P003R002A050"][None])
+        assert np.argmax(xsub["y_train"], axis=1).tolist() == [9, 0]
+        assert np.argmax(xsub["y_test"], axis=1).tolist() == [49]
 
 
 def test_ntu_refuses_folders_without_skeleton_files(tmp_path):

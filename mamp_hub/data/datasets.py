@@ -1,11 +1,12 @@
-"""Skeleton data sets for `Trainer`, and the standard `.npz` files they read.
+"""Skeleton data sets for `Trainer`: the standard `.npz` files and arrays in memory, their labels, and the
+labelled subsets of semi-supervised evaluation.
 
 The community shares NTU RGB+D 60/120 and PKU-MMD as `.npz` files holding `x_train` (N, 300, 150) float32,
 one-hot `y_train` (N, num_classes), `x_test` and `y_test`; a row of `x_*` is one frame of two persons x 25
 joints x 3 coordinates (persons outermost), and sequences are padded with zero frames. The data sets here
-index into memory maps of those arrays, so an item costs one slice; the crop/resize work happens per batch
-in `MampSkeletonProcessor` (through `SkeletonDataCollator`). They check the shape of the sequences and every
-label when they open a file, without reading the sequences.
+index into memory maps of those arrays (`mamp_hub.data.npz`), so an item costs one slice; the crop/resize
+work happens per batch in `MampSkeletonProcessor` (through `SkeletonDataCollator`). They check the shape of
+the sequences and every label when they open a file, without reading the sequences.
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ from __future__ import annotations
 import logging
 import numbers
 import os
-import struct
-import time
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
-from typing import IO, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,161 +25,31 @@ from torch.utils.data import Dataset, Subset
 from ..processing_mamp import LAYOUT_NDIMS, count_valid_frames
 from ..skeletons import get_id2label
 
+# The .npz reading and writing lived in this module before `mamp_hub.data.npz`; these names stay importable
+# from here for code written against that (`from mamp_hub.data.datasets import NpzWriter`).
+from .npz import ALIGNMENT, NpzWriter, load_npz, realign_npz
+
+__all__ = [
+    "ALIGNMENT",
+    "ArraySkeletonDataset",
+    "NTUSkeletonDataset",
+    "NpzSkeletonDataset",
+    "NpzWriter",
+    "PKUMMDSkeletonDataset",
+    "SPLITS",
+    "labels_from_targets",
+    "load_npz",
+    "realign_npz",
+    "semi_supervised_indices",
+    "semi_supervised_subset",
+]
+
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "test")
 
-# `NpzWriter` starts each array's data at a multiple of this many bytes in the file.
-ALIGNMENT = 64
-# Zip extra-field ID of the padding that aligns the data (the one Android's zipalign writes).
-_ALIGNMENT_EXTRA_ID = 0xD935
 
-
-# ---------------------------------------------------------------------------------------------------- .npz files
-
-
-def _memmap_npz_member(path: str | os.PathLike, info: zipfile.ZipInfo) -> np.ndarray | None:
-    """Memory map of one uncompressed `.npy` member of a zip archive (None when it cannot be mapped)."""
-    with open(path, "rb") as file:
-        file.seek(info.header_offset)
-        local_header = file.read(30)
-        if local_header[:4] != b"PK\x03\x04":
-            return None
-        # The member's data follows the local header, its name and its extra field (zip64 sizes live there).
-        name_length = int.from_bytes(local_header[26:28], "little")
-        extra_length = int.from_bytes(local_header[28:30], "little")
-        file.seek(info.header_offset + 30 + name_length + extra_length)
-        version = np.lib.format.read_magic(file)
-        if version == (1, 0):
-            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(file)
-        else:
-            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(file)
-        offset = file.tell()
-    if dtype.hasobject or 0 in shape:
-        return None
-    return np.memmap(path, dtype=dtype, mode="r", shape=shape, order="F" if fortran_order else "C", offset=offset)
-
-
-def load_npz(path: str | os.PathLike, keys: Iterable[str] | None = None, mmap: bool = True) -> dict[str, np.ndarray]:
-    """Arrays of an `.npz` file, memory-mapped where the archive stores them uncompressed.
-
-    `np.load(..., mmap_mode="r")` ignores `mmap_mode` for `.npz` files and reads each array whole; a
-    training split of NTU-120 is 7 GB. `np.savez` (and the preparation scripts here) store members
-    uncompressed, so they can be mapped in place; compressed members (`np.savez_compressed`) are read.
-    Nothing is unpickled.
-
-    Args:
-        path: the `.npz` file.
-        keys: the arrays to return (default: all).
-        mmap: map uncompressed arrays instead of reading them.
-    """
-    with zipfile.ZipFile(path) as archive:
-        members = {info.filename[: -len(".npy")]: info for info in archive.infolist() if info.filename.endswith(".npy")}
-        keys = list(members) if keys is None else list(keys)
-        missing = [key for key in keys if key not in members]
-        if missing:
-            raise ValueError(f"{os.fspath(path)!r} has no array named {missing}; it holds {sorted(members)}.")
-        arrays = {}
-        for key in keys:
-            info = members[key]
-            array = _memmap_npz_member(path, info) if mmap and info.compress_type == zipfile.ZIP_STORED else None
-            if array is None:
-                with archive.open(info) as member:
-                    array = np.lib.format.read_array(member, allow_pickle=False)
-            arrays[key] = array
-    return arrays
-
-
-class NpzWriter:
-    """Writes an `.npz` file (uncompressed, loadable by `np.load` and mappable by `load_npz`) array by array.
-
-    `add_rows` streams an array row by row, so a file larger than memory (NTU-120: 20 GB) can be written.
-    Each array's data starts at a multiple of `ALIGNMENT` (64) bytes in the file, so its memory maps are
-    aligned. The file appears under its name only when the writer closes without error.
-
-    Example:
-
-    ```python
-    with NpzWriter("out.npz") as writer:
-        writer.add("y_train", labels)
-        writer.add_rows("x_train", (row for row in rows), num_rows=len(labels), row_shape=(300, 150), dtype=np.float32)
-    ```
-    """
-
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = os.fspath(path)
-        self._partial_path = self.path + ".partial"
-        self._archive = zipfile.ZipFile(self._partial_path, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
-
-    def add(self, name: str, array: np.ndarray) -> None:
-        array = np.asanyarray(array)
-        if array.dtype.hasobject:
-            raise ValueError(f"Array {name!r} holds Python objects; store numbers or fixed-width strings.")
-        with self._open_member(name) as member:
-            np.lib.format.write_array(member, np.asarray(array, order="C"), allow_pickle=False)
-
-    def add_rows(
-        self, name: str, rows: Iterable[np.ndarray], num_rows: int, row_shape: Sequence[int], dtype: np.dtype
-    ) -> None:
-        """Writes `num_rows` arrays of shape `row_shape` as one array (num_rows, *row_shape) of `dtype`."""
-        dtype, row_shape = np.dtype(dtype), tuple(row_shape)
-        header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (num_rows, *row_shape)}
-        written = 0
-        with self._open_member(name) as member:
-            np.lib.format.write_array_header_2_0(member, header)
-            for row in rows:
-                if row.shape != row_shape:
-                    raise ValueError(f"Row {written} of {name!r} has shape {row.shape}, expected {row_shape}.")
-                member.write(np.ascontiguousarray(row, dtype=dtype).tobytes())
-                written += 1
-        if written != num_rows:
-            raise ValueError(f"{name!r} was declared with {num_rows} rows but got {written}.")
-
-    def _open_member(self, name: str) -> IO[bytes]:
-        """Opens member `name.npy` for writing, its data starting at a multiple of `ALIGNMENT` bytes in the file.
-
-        A `.npy` header fills a multiple of 64 bytes, so the array's data is aligned too, and so are memory maps
-        of it (`load_npz`). NumPy treats a misaligned array as unaligned and copies it whole before `take`,
-        matrix products and the like (`np.savez` members start wherever the zip headers end).
-        """
-        info = zipfile.ZipInfo(name + ".npy", date_time=time.localtime()[:6])
-        info.compress_type = zipfile.ZIP_STORED
-        # Local header: 30 bytes, the name, the extra field, then the zip64 sizes (20 bytes, forced below).
-        unpadded = self._archive.fp.tell() + 30 + len(info.filename.encode()) + 20
-        padding = -unpadded % ALIGNMENT
-        if padding:
-            padding += ALIGNMENT if padding < 4 else 0  # an extra-field block needs 4 bytes of header
-            info.extra = struct.pack("<HH", _ALIGNMENT_EXTRA_ID, padding - 4) + bytes(padding - 4)
-        return self._archive.open(info, "w", force_zip64=True)
-
-    def close(self) -> None:
-        self._archive.close()
-        os.replace(self._partial_path, self.path)
-
-    def __enter__(self) -> NpzWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, traceback) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self._archive.close()
-            os.remove(self._partial_path)
-
-
-def realign_npz(source: str | os.PathLike, destination: str | os.PathLike) -> None:
-    """Rewrites an `.npz` file with `NpzWriter`, so every array starts at an aligned offset.
-
-    `np.savez` (and so most shared NTU files) starts arrays wherever the zip headers end; NumPy copies such
-    misaligned memory maps before most operations, which slows the data sets down. Streams the arrays row by row
-    (files larger than memory are fine); nothing is unpickled.
-    """
-    with NpzWriter(destination) as writer:
-        for name, array in load_npz(source).items():
-            if array.ndim == 0:
-                writer.add(name, array)
-            else:
-                writer.add_rows(name, iter(array), num_rows=len(array), row_shape=array.shape[1:], dtype=array.dtype)
+# ---------------------------------------------------------------------------------------------------- labels
 
 
 def labels_from_targets(targets: np.ndarray, num_classes: int | None = None, name: str = "labels") -> np.ndarray:
@@ -438,6 +307,9 @@ class PKUMMDSkeletonDataset(NpzSkeletonDataset):
 
     def __init__(self, path: str | os.PathLike, split: str = "train", mmap: bool = True) -> None:
         super().__init__(path, split, mmap=mmap, id2label=get_id2label("pku_mmd"))
+
+
+# ---------------------------------------------------------------------------------------------------- semi-supervised
 
 
 def semi_supervised_indices(num_samples: int, ratio: float, seed: int = 0) -> np.ndarray:

@@ -29,21 +29,26 @@ in `<NAME>_skipped.txt`. Folders without `.skeleton` files, or whose files all f
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import multiprocessing
-import numbers
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from ..cli import console_script
-from .datasets import NpzWriter
+from .npz import NpzWriter
+from .preparation import (
+    VALUES_PER_FRAME,
+    add_common_arguments,
+    add_split,
+    check_worker_and_frame_counts,
+    parallel_map,
+    write_skipped_list,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -316,16 +321,6 @@ def _process_for_pool(path: str) -> tuple[np.ndarray | None, str | None]:
 # ---------------------------------------------------------------------------------------------------- the files
 
 
-@contextlib.contextmanager
-def parallel_map(num_workers: int | None) -> Iterator[Callable]:
-    """An ordered, lazy map over worker processes (`num_workers=0`: in this process)."""
-    if num_workers == 0:
-        yield map
-        return
-    with multiprocessing.Pool(num_workers) as pool:
-        yield lambda function, items: pool.imap(function, items, chunksize=16)
-
-
 def find_skeleton_files(raw_dirs: Sequence[str | os.PathLike], max_setup: int) -> dict[str, str]:
     """Sample name (e.g. `S001C001P001R001A001`) -> path, for the `.skeleton` files of setups 1..max_setup."""
     files: dict[str, str] = {}
@@ -347,20 +342,6 @@ def read_name_list(path: str | os.PathLike) -> set[str]:
     """Sample names listed in a text file (any format: every `SsssCcccPpppRrrrAaaa` in it counts)."""
     with open(path) as file:
         return {match.group(0) for match in FILE_NAME_PATTERN.finditer(file.read())}
-
-
-def write_skipped_list(path: str | os.PathLike, skipped: Sequence[tuple[str, str]]) -> None:
-    """Writes one `name<TAB>reason` line per skipped file or sample."""
-    with open(path, "w") as file:
-        file.writelines(f"{name}\t{reason}\n" for name, reason in skipped)
-
-
-def check_worker_and_frame_counts(num_workers: int | None, max_frames: int) -> None:
-    """Raises `ValueError` unless `num_workers` is None or >= 0 and `max_frames` >= 1 (both integers)."""
-    if num_workers is not None and (not isinstance(num_workers, numbers.Integral) or num_workers < 0):
-        raise ValueError(f"`num_workers` is {num_workers!r}; pass a count >= 0 (0: no worker processes) or None.")
-    if not isinstance(max_frames, numbers.Integral) or max_frames < 1:
-        raise ValueError(f"`max_frames` is {max_frames!r}; pass the number of frames per sample (>= 1, e.g. 300).")
 
 
 def split_indices(names: Sequence[str], benchmark: Benchmark) -> tuple[np.ndarray, np.ndarray]:
@@ -469,7 +450,7 @@ def prepare_ntu(
         written = {}
 
         def padded_rows(indices: np.ndarray) -> Iterator[np.ndarray]:
-            row = np.zeros((num_frames, 150), dtype=np.float32)
+            row = np.zeros((num_frames, VALUES_PER_FRAME), dtype=np.float32)
             for index in indices:
                 start, frames, width = spans[index]
                 joints = stored[start : start + frames * width * 4].view(np.float32).reshape(frames, width)
@@ -493,8 +474,7 @@ def prepare_ntu(
                         desc=f"{benchmark.file_name} {split}",
                         disable=not progress,
                     )
-                    writer.add_rows(f"x_{split}", rows, len(indices), (num_frames, 150), np.float32)
-                    writer.add(f"y_{split}", np.eye(variant.num_classes)[labels[indices]])
+                    add_split(writer, split, rows, labels[indices], num_frames, variant.num_classes)
             written[benchmark.file_name] = path
             logger.info("Wrote %s: %d training and %d test samples.", path, len(train), len(test))
 
@@ -513,10 +493,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--dataset", choices=sorted(NTU_VARIANTS), default="ntu60")
     parser.add_argument("--raw-dir", nargs="+", required=True, help="folder(s) of the .skeleton files")
-    parser.add_argument("--output-dir", required=True)
+    add_common_arguments(parser)
     parser.add_argument("--missing-skeletons", help="NTU's list of samples with missing skeletons (left out)")
-    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all CPUs)")
-    parser.add_argument("--max-frames", type=int, default=300)
     parser.add_argument(
         "--lone-actor", choices=["default", "zeros", "copy"], default="default",
         help="second slot of single-actor samples (default: zeros for ntu60, copy for ntu120, as the standard files)",

@@ -32,13 +32,19 @@ from tqdm.auto import tqdm
 
 from ..cli import console_script
 from ..skeletons import PKU_MMD_ACTION_NAMES
-from .datasets import NpzWriter
-from .prepare_ntu import check_worker_and_frame_counts, parallel_map, write_skipped_list
+from .npz import NpzWriter
+from .preparation import (
+    VALUES_PER_FRAME,
+    add_common_arguments,
+    add_split,
+    check_worker_and_frame_counts,
+    parallel_map,
+    write_skipped_list,
+)
 
 logger = logging.getLogger(__name__)
 
 NUM_CLASSES = len(PKU_MMD_ACTION_NAMES)  # 51
-VALUES_PER_FRAME = 150
 PHASE_PREFIX = {1: "PKUv1", 2: "PKUv2"}
 
 
@@ -204,8 +210,7 @@ def prepare_pku(
         with NpzWriter(path) as writer:
             for split, (sequences, labels) in parts.items():
                 rows = (np.pad(sequence, ((0, max_frames - len(sequence)), (0, 0))) for sequence in sequences)
-                writer.add_rows(f"x_{split}", rows, len(sequences), (max_frames, VALUES_PER_FRAME), np.float32)
-                writer.add(f"y_{split}", np.eye(NUM_CLASSES)[np.asarray(labels, dtype=np.int64)])
+                add_split(writer, split, rows, labels, max_frames, NUM_CLASSES)
         written[os.path.basename(path)] = path
         logger.info("Wrote %s: %d training and %d test instances.", path, len(parts["train"][1]), len(parts["test"][1]))
 
@@ -223,12 +228,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         description="PKU-MMD skeleton + label files -> cropped action instances in .npz benchmark files.",
     )
     parser.add_argument("--raw-dir", required=True, help="folder with skeleton/ and label/")
-    parser.add_argument("--output-dir", required=True)
+    add_common_arguments(parser)
     parser.add_argument("--phase", type=int, choices=[1, 2], default=1)
     parser.add_argument("--cross-subject", help="cross-subject split file (e.g. cross-subject.txt)")
     parser.add_argument("--cross-view", help="cross-view split file (e.g. cross-view.txt)")
-    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all CPUs)")
-    parser.add_argument("--max-frames", type=int, default=300)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     written = prepare_pku(
