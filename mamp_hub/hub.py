@@ -55,10 +55,9 @@ def save_with_code(
     processor.save_pretrained(folder)
     # `register_for_auto_class` would write one Auto class per saved class, and set it on the class for the rest of
     # the process (every later `save_pretrained` would copy code too); the full map is written into the JSON files
-    # instead, and `custom_object_save` (what `save_pretrained` calls for registered classes) only copies the code.
-    copied = {
-        Path(path) for obj in (model.config, model, processor) for path in custom_object_save(obj, folder) or []
-    }
+    # instead, and `custom_object_save` (what `save_pretrained` calls for registered classes) copies the modules of
+    # the classes the map names, with their relative imports.
+    copied = {Path(path) for cls in _AUTO_CLASSES.values() for path in custom_object_save(cls, folder)}
     _add_auto_map(folder / "config.json", AUTO_MAP)
     _add_auto_map(folder / "preprocessor_config.json", {"AutoFeatureExtractor": AUTO_MAP["AutoFeatureExtractor"]})
     return sorted(copied)
