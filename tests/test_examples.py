@@ -22,11 +22,19 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from mamp_hub import MampForMaskedMotionPrediction, MampForSkeletonClassification, MampSkeletonProcessor, convert
+from mamp_hub import (
+    MampForMaskedMotionPrediction,
+    MampForSkeletonClassification,
+    MampModel,
+    MampSkeletonProcessor,
+    convert,
+)
 from mamp_hub.data import NpzSkeletonDataset
 from mamp_hub.skeletons import get_id2label
 
 ROOT = Path(__file__).resolve().parents[1]
+# The examples batch their inputs differently from the checks below, which run the same model on them at once.
+ATOL = 1e-5
 
 
 def load_example(name: str) -> ModuleType:
@@ -35,6 +43,29 @@ def load_example(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@torch.no_grad()
+def run_saved(model_class: type, folder: Path | str, sequences, layout: str | None = None):
+    """The model saved in `folder` (eval mode) and its outputs on `sequences`, prepared in one batch by the
+    processor saved with it: what an example's output should agree with."""
+    model = model_class.from_pretrained(folder).eval()
+    processor = MampSkeletonProcessor.from_pretrained(folder)
+    return model, model(**processor(sequences, layout=layout))
+
+
+def quick_start_block(readme: str) -> str:
+    return re.search(r"<!-- quick-start:[^>]*-->\n```python\n(.*?)```", readme, re.DOTALL).group(1)
+
+
+def printed_top5(output: str) -> list[str]:
+    """The list of names the quick start prints after `top-5:`."""
+    return ast.literal_eval(output.split("top-5:")[1].strip())
+
+
+def top5_names(model: MampForSkeletonClassification, logits: torch.Tensor) -> list[str]:
+    """The model's five most likely classes for the first sequence of a batch, by name."""
+    return [model.config.id2label[i] for i in logits.topk(5).indices[0].tolist()]
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +97,9 @@ def test_extract_features(pretrained_dir, tmp_path):
     sequences = np.load(tmp_path / "synthetic.npz")["x_test"]  # (N, 300, 150): frames x (persons, joints, xyz)
     assert features.shape == (len(sequences), 32) and np.isfinite(features).all()
     np.testing.assert_array_equal(np.load(tmp_path / "features.npy"), features)
+    # The encoder's pooled features of the test split, in order (the example ran them in batches of 2).
+    _, outputs = run_saved(MampModel, pretrained_dir, sequences, layout="ntu_flat")
+    np.testing.assert_allclose(features, outputs.pooler_output.numpy(), atol=ATOL, rtol=0)
 
     # The same clips as a .npy batch in the (N, persons, frames, joints, xyz) layout give the same features.
     mtvc = sequences.reshape(len(sequences), 300, 2, 25, 3).transpose(0, 2, 1, 3, 4)
@@ -81,12 +115,17 @@ def test_classify_prints_top5_action_names(classifier_dir, tmp_path, capsys):
     predictions = load_example("classify").main(
         ["--checkpoint", str(classifier_dir), "--limit", "3", "--output-dir", str(tmp_path)]
     )
-    names = set(get_id2label("ntu60").values())
+    # Without --input the example classifies the first test clips of the synthetic file it wrote.
+    dataset = NpzSkeletonDataset(tmp_path / "synthetic.npz", split="test")
+    model, outputs = run_saved(MampForSkeletonClassification, classifier_dir, dataset.sequences[:3], "ntu_flat")
+    expected = outputs.logits.softmax(dim=-1).topk(5)
     assert len(predictions) == 3
-    for record in predictions:
-        assert len(record["top_k"]) == 5 and {p["action"] for p in record["top_k"]} <= names
-        probabilities = [p["probability"] for p in record["top_k"]]
-        assert probabilities == sorted(probabilities, reverse=True)
+    for index, record in enumerate(predictions):
+        assert record["index"] == index and record["true_action"] == dataset.id2label[dataset.labels[index]]
+        names = [model.config.id2label[i] for i in expected.indices[index].tolist()]
+        assert [p["action"] for p in record["top_k"]] == names
+        # The example rounds probabilities to 4 decimals.
+        assert [p["probability"] for p in record["top_k"]] == pytest.approx(expected.values[index].tolist(), abs=1e-4)
     assert json.loads((tmp_path / "predictions.json").read_text()) == predictions
     assert "sequence 0:" in capsys.readouterr().out
 
@@ -111,8 +150,10 @@ def test_finetune_with_trainer_then_classify_with_the_result(pretrained_dir, tmp
         ["--checkpoint", str(model_dir), "--input", str(tmp_path / "synthetic.npz"), "--limit", "2",
          "--output-dir", str(tmp_path / "classify")]
     )
-    assert {p["action"] for p in predictions[0]["top_k"]} <= set(model.config.id2label.values())
-    assert "true_action" in predictions[0]
+    assert [record["top_k"][0]["action"] for record in predictions] == [
+        model.config.id2label[i] for i in predicted[:2].tolist()
+    ]
+    assert [record["true_action"] for record in predictions] == [test_set.id2label[i] for i in labels[:2].tolist()]
 
 
 def test_visualize_masking_writes_a_png(pretrained_dir, tmp_path, capsys):
@@ -127,8 +168,7 @@ def test_visualize_masking_writes_a_png(pretrained_dir, tmp_path, capsys):
 
 
 def test_readme_quick_start(classifier_dir, tmp_path, monkeypatch, capsys):
-    readme = (ROOT / "README.md").read_text()
-    block = re.search(r"<!-- quick-start:[^>]*-->\n```python\n(.*?)```", readme, re.DOTALL).group(1)
+    block = quick_start_block((ROOT / "README.md").read_text())
     assert len(block.strip().splitlines()) <= 15, "the quick start should stay short"
     checkpoint = re.search(r'^checkpoint = "([^"]+)"', block, re.MULTILINE).group(1)
     block = block.replace(f'"{checkpoint}"', repr(str(classifier_dir)))
@@ -140,8 +180,8 @@ def test_readme_quick_start(classifier_dir, tmp_path, monkeypatch, capsys):
 
     output = capsys.readouterr().out
     assert "features: (1, 32)" in output
-    top5 = ast.literal_eval(output.split("top-5:")[1].strip())  # the printed list of names
-    assert len(top5) == 5 and set(top5) <= set(get_id2label("ntu60").values())
+    model, outputs = run_saved(MampForSkeletonClassification, classifier_dir, [np.load("my_sequence.npy")])
+    assert printed_top5(output) == top5_names(model, outputs.logits)
 
 
 def test_newcomer_converts_an_official_checkpoint_then_runs_the_quick_start(reference, tmp_path, monkeypatch, capsys):
@@ -157,8 +197,17 @@ def test_newcomer_converts_an_official_checkpoint_then_runs_the_quick_start(refe
     arguments = " ".join(command[1:]).replace("--num-heads 8", "--num-heads 4").replace(" --id2label ntu60", "")
     convert.main(arguments.split())
 
-    block = re.search(r"<!-- quick-start:[^>]*-->\n```python\n(.*?)```", readme, re.DOTALL).group(1)
+    block = quick_start_block(readme)
+    checkpoint = re.search(r'^checkpoint = "([^"]+)"', block, re.MULTILINE).group(1)
+    # The converted folder computes the authors' fine-tuned model: their logits on the reference input.
+    model = MampForSkeletonClassification.from_pretrained(checkpoint).eval()
+    with torch.no_grad():
+        logits = model(reference.skeleton_values).logits
+    torch.testing.assert_close(logits, reference["finetune.logits"], atol=ATOL, rtol=0)
+
     np.save("my_sequence.npy", np.random.default_rng(0).normal(scale=0.3, size=(70, 25, 3)).astype(np.float32))
     exec(compile(block, "README.md quick start", "exec"), {"__name__": "__main__"})
     output = capsys.readouterr().out
-    assert "features: (1, 32)" in output and "top-5:" in output
+    assert "features: (1, 32)" in output
+    _, outputs = run_saved(MampForSkeletonClassification, checkpoint, [np.load("my_sequence.npy")])
+    assert printed_top5(output) == top5_names(model, outputs.logits)
