@@ -136,11 +136,18 @@ def test_motion_forward_and_backward_difference():
     ],
 )
 def test_pretraining_variants_train(overrides):
-    model = MampForMaskedMotionPrediction(tiny_config(**overrides))
-    output = model(torch.randn(2, 2, 16, 25, 3))
+    """Each variant trains, and changes the objective: the same weights, input and noise give another loss."""
+    torch.manual_seed(0)
+    default = MampForMaskedMotionPrediction(tiny_config())
+    variant = MampForMaskedMotionPrediction(tiny_config(**overrides))
+    variant.load_state_dict(default.state_dict())
+    skeletons, noise = torch.randn(2, 2, 16, 25, 3), torch.rand(4, 100)
+    output = variant(skeletons, noise=noise)
     output.loss.backward()
     assert torch.isfinite(output.loss)
-    assert model.mamp.embeddings.projection.weight.grad is not None
+    assert variant.mamp.embeddings.projection.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        assert not torch.allclose(output.loss, default(skeletons, noise=noise).loss)
 
 
 def test_joint_target_is_the_normalised_input(config):
@@ -207,10 +214,18 @@ def test_absent_person_fast_path_is_exact(config):
 
 
 def test_other_sequence_lengths_interpolate_temporal_embeddings(config):
+    """A 32-frame input (the table has 16 frames' worth, 4 segments) gets the table linearly resampled to 8."""
     model = MampModel(config).eval()
+    skeletons = torch.randn(1, 1, 32, 25, 3)
     with torch.no_grad():
-        longer = model(torch.randn(1, 1, 32, 25, 3)).last_hidden_state
-    assert longer.shape == (1, 1, 8, 25, 32)
+        output = model(skeletons, output_hidden_states=True)
+        embeddings = model.embeddings
+        table = embeddings.temporal_position_embeddings[0, :, 0]  # (4, D)
+        resampled = torch.nn.functional.interpolate(table.T[None], size=8, mode="linear", align_corners=False)[0].T
+        expected = embeddings.projection(patchify(skeletons[0], 4, 1)) + embeddings.spatial_position_embeddings[0]
+        expected = expected + resampled[None, :, None]
+    assert output.last_hidden_state.shape == (1, 1, 8, 25, 32)
+    torch.testing.assert_close(output.hidden_states[0], expected.flatten(1, 2))
     pretraining = MampForMaskedMotionPrediction(config)
     assert torch.isfinite(pretraining(torch.randn(1, 1, 8, 25, 3)).loss)
 
