@@ -396,8 +396,10 @@ def replace_card_region(text: str, name: str, content: str) -> str:
     return f"{head}{begin}\n{content.strip()}\n{end}{rest.split(end, 1)[1]}"
 
 
-def push_release(folders: Sequence[Path], org: str, *, private: bool = False, api: HfApi | None = None) -> None:
+def push_release(folders: Sequence[Path], org: str, *, private: bool | None = None, api: HfApi | None = None) -> None:
     """Upload each folder to `org/<folder name>`, one commit per repository, skipping those already up to date.
+
+    `private=None` creates new repositories with the Hub's default visibility for `org`.
 
     Raises:
         ReleaseError: an upload failed; the message says how many repositories are done, and running the same
@@ -500,7 +502,7 @@ def main(argv: list[str] | None = None) -> None:
     if missing:
         print(f"not in {options.source}: {', '.join(missing)}")
     if options.push:
-        push_release(folders, options.org, private=options.private)
+        push_release(folders, options.org, private=options.private or None)
 
 
 if __name__ == "__main__":
