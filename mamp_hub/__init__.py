@@ -7,6 +7,7 @@ from transformers import (
     AutoModelForPreTraining,
     AutoModelForVideoClassification,
 )
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_mamp import MampConfig, MampConfigError
 from .modeling_mamp import (
@@ -15,6 +16,7 @@ from .modeling_mamp import (
     MampModel,
     MampPreTrainedModel,
 )
+from .pipelines import SkeletonActionRecognitionPipeline, SkeletonFeatureExtractionPipeline
 from .processing_mamp import MampSkeletonProcessor
 
 __version__ = "0.1.0"
@@ -25,6 +27,19 @@ AutoModelForPreTraining.register(MampConfig, MampForMaskedMotionPrediction, exis
 # A skeleton sequence is a video of joints: the video-classification Auto class is the closest task.
 AutoModelForVideoClassification.register(MampConfig, MampForSkeletonClassification, exist_ok=True)
 AutoFeatureExtractor.register(MampConfig, MampSkeletonProcessor, exist_ok=True)
+# `pipeline("skeleton-action-recognition", model=...)` and `pipeline("skeleton-feature-extraction", model=...)`.
+PIPELINE_REGISTRY.register_pipeline(
+    "skeleton-action-recognition",
+    pipeline_class=SkeletonActionRecognitionPipeline,
+    pt_model=AutoModelForVideoClassification,
+    type="multimodal",
+)
+PIPELINE_REGISTRY.register_pipeline(
+    "skeleton-feature-extraction",
+    pipeline_class=SkeletonFeatureExtractionPipeline,
+    pt_model=AutoModel,
+    type="multimodal",
+)
 
 __all__ = [
     "MampConfig",
@@ -34,4 +49,6 @@ __all__ = [
     "MampForMaskedMotionPrediction",
     "MampForSkeletonClassification",
     "MampSkeletonProcessor",
+    "SkeletonActionRecognitionPipeline",
+    "SkeletonFeatureExtractionPipeline",
 ]

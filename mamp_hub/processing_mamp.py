@@ -3,7 +3,8 @@
 The numerics follow the official feeder (`valid_crop_resize` and `random_rot` of the MAMP code base) but
 run on a whole batch at once: every sample gets its own crop window, and a gather of each sample's rows
 plus one fused multiply-add per block of samples resize all of them to the model's frame count. It is a
-data-pipeline step: it works on the CPU and returns torch tensors.
+data-pipeline step: it works on the CPU and returns torch tensors. Reading the input's array layout, and converting
+other skeleton sources' joints to the NTU layout (`joint_layout`), is `skeleton_layouts`' part.
 """
 
 from __future__ import annotations
@@ -17,29 +18,14 @@ import numpy as np
 import torch
 from transformers import BatchFeature, FeatureExtractionMixin
 
-# Number of dimensions of ONE sequence in each supported layout; a batch has one more, in front.
-#   ntu_flat: (T, M*V*C), persons outermost (the rows of the standard NTU .npz files, 150 = 2 x 25 x 3)
-#   CTVM:     (C, T, V, M), the layout of the official feeders
-#   MTVC:     (M, T, V, C), the layout of `skeleton_values` per sample
-#   TVC:      (T, V, C), one person
-LAYOUT_NDIMS: dict[str, int] = {"ntu_flat": 2, "CTVM": 4, "MTVC": 4, "TVC": 3}
-
-SkeletonInput = np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor]
-
-
-def _as_float_array(array: np.ndarray | torch.Tensor, what: str = "The skeleton input") -> np.ndarray:
-    if isinstance(array, torch.Tensor):
-        array = array.detach().cpu().numpy()
-    dtype = getattr(array, "dtype", None)
-    if dtype is not None and (np.issubdtype(dtype, np.complexfloating) or dtype.kind in "OUSV"):
-        raise ValueError(f"{what} must hold real coordinates, got an array of dtype {dtype}.")
-    try:
-        return np.asarray(array, dtype=np.float32)
-    except (TypeError, ValueError) as error:
-        raise ValueError(
-            f"{what} is not a numeric array ({error}); pass numpy arrays or tensors of joint coordinates."
-        ) from None
-
+from .skeleton_layouts import (
+    LAYOUT_NDIMS,
+    SkeletonInput,
+    resolve_layout,
+    source_time_major_samples,
+    time_major_samples,
+)
+from .skeleton_sources import SKELETON_SOURCES, SKELETON_UNITS, axes_matrix
 
 # ----------------------------------------------------------------------------- option checks
 # Each takes the option's value and returns the value to store, or raises ValueError naming what is wrong.
@@ -86,6 +72,31 @@ def _flag(value: Any) -> bool:
     return bool(value)
 
 
+def _joint_layout(value: Any) -> str:
+    if not isinstance(value, str) or (value != "ntu" and value not in SKELETON_SOURCES):
+        raise ValueError(f"must be 'ntu' or a skeleton source, one of {list(SKELETON_SOURCES)}, got {value!r}")
+    return value
+
+
+def _joint_units(value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or value not in SKELETON_UNITS):
+        raise ValueError(f"must be None (the source's usual unit) or one of {list(SKELETON_UNITS)}, got {value!r}")
+    return value
+
+
+def _joint_axes(value: Any) -> str | None:
+    if value is None:
+        return value
+    try:
+        axes_matrix(value)
+    except ValueError:
+        raise ValueError(
+            f"must be None (the source's usual axes) or three signed NTU axis names, one per input axis, such as "
+            f"'-x -y z', got {value!r}"
+        ) from None
+    return value
+
+
 _OPTION_CHECKS: dict[str, Callable[[Any], Any]] = {
     "num_frames": _positive_int,
     "num_joints": _positive_int,
@@ -96,9 +107,17 @@ _OPTION_CHECKS: dict[str, Callable[[Any], Any]] = {
     "min_train_frames": _positive_int,
     "do_random_rotation": _flag,
     "rotation_range": _angle,
+    "joint_layout": _joint_layout,
+    "joint_units": _joint_units,
+    "joint_axes": _joint_axes,
 }
+# Options that `_check_joint_layout` relates: assigning one re-checks them together.
+_JOINT_LAYOUT_OPTIONS = frozenset({"joint_layout", "joint_units", "joint_axes", "num_joints", "num_channels"})
 # Keys transformers writes into, or passes with, a saved processor besides the options.
 _TRANSFORMERS_KEYS = frozenset({"feature_extractor_type", "processor_class", "auto_map"})
+# Model-loading arguments that `transformers.pipeline()` passes to every component's `from_pretrained`, processors
+# included; they mean nothing to a processor.
+_MODEL_LOADING_KEYS = frozenset({"dtype", "torch_dtype", "device_map", "code_revision"})
 
 
 def count_valid_frames(sequence: np.ndarray, layout: str = "ntu_flat") -> int:
@@ -161,6 +180,11 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
       at least `min_train_frames` of them (at most all), at a random start; then, if `do_random_rotation`,
       a random rotation with angles uniform in [-rotation_range, rotation_range] about each axis.
 
+    Sequences are in the NTU RGB+D joint layout (`joint_layout="ntu"`), or in another skeleton source's
+    (`joint_layout="h36m"`, ...; see `mamp_hub.skeletons.to_ntu`): those are converted to NTU joints, metres and axes
+    and centred as the standard NTU files are (the first person's spine-middle joint of its first frame at the
+    origin) before the crop.
+
     Args:
         num_frames (`int`, *optional*, defaults to 120):
             Frames per output sequence (the model's `num_frames`).
@@ -180,6 +204,17 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
             Whether training applies the random 3D rotation (needs `num_channels == 3`).
         rotation_range (`float`, *optional*, defaults to 0.3):
             Largest rotation angle about each axis, in radians.
+        joint_layout (`str`, *optional*, defaults to `"ntu"`):
+            Joint layout of the input: `"ntu"` (NTU RGB+D / Kinect v2 joints, taken as they are) or one of
+            `mamp_hub.skeletons.SKELETON_SOURCES` (`"h36m"`, `"mediapipe"`, `"azure_kinect"`, `"smpl"`, `"smplh"`,
+            `"smplx"`), whose sequences are `(T, J, 3)` or `(M, T, J, 3)` arrays of the source's J joints. Another
+            layout needs `num_joints=25` and `num_channels=3`.
+        joint_units (`str`, *optional*):
+            Unit of a source's coordinates, `"m"`, `"cm"` or `"mm"` (`to_ntu`'s `units`); None: the source's usual
+            unit. Only with a `joint_layout` other than `"ntu"`.
+        joint_axes (`str`, *optional*):
+            The NTU axis each input axis points along, e.g. `"-x -y z"` (`to_ntu`'s `axes`); None: the source's usual
+            axes. Only with a `joint_layout` other than `"ntu"`.
 
     Example:
 
@@ -207,6 +242,9 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
         min_train_frames: int = 64,
         do_random_rotation: bool = True,
         rotation_range: float = 0.3,
+        joint_layout: str = "ntu",
+        joint_units: str | None = None,
+        joint_axes: str | None = None,
         **kwargs,
     ) -> None:
         unknown = sorted(set(kwargs) - _TRANSFORMERS_KEYS)
@@ -224,7 +262,11 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
         self.min_train_frames = min_train_frames
         self.do_random_rotation = do_random_rotation
         self.rotation_range = rotation_range
+        self.joint_layout = joint_layout
+        self.joint_units = joint_units
+        self.joint_axes = joint_axes  # the last joint-layout option: `__setattr__` checks them together from here on
         self._check_rotation()
+        self._check_joint_layout(self.__dict__)
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Options are checked however they are set: at construction, by `from_pretrained` overrides, by assignment."""
@@ -234,15 +276,37 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
                 value = check(value)
             except ValueError as error:
                 raise ValueError(f"MampSkeletonProcessor option `{name}` {error}.") from None
+            if name in _JOINT_LAYOUT_OPTIONS and "joint_axes" in self.__dict__:
+                self._check_joint_layout({**self.__dict__, name: value})
         super().__setattr__(name, value)
 
     @classmethod
     def from_dict(cls, feature_extractor_dict: dict[str, Any], **kwargs: Any) -> MampSkeletonProcessor:
         """`from_pretrained`'s last step: keyword overrides are options (checked) and nothing else, so a misspelt
-        one is an error instead of being dropped."""
+        one is an error instead of being dropped; the model-loading arguments that `pipeline()` passes along are
+        ignored."""
         return_unused_kwargs = kwargs.pop("return_unused_kwargs", False)
-        processor = cls(**{**feature_extractor_dict, **kwargs})
+        options = {name: value for name, value in kwargs.items() if name not in _MODEL_LOADING_KEYS}
+        processor = cls(**{**feature_extractor_dict, **options})
         return (processor, {}) if return_unused_kwargs else processor
+
+    @staticmethod
+    def _check_joint_layout(options: dict[str, Any]) -> None:
+        """The rules between the joint-layout options, on a processor's options as they are or are to be."""
+        joint_layout = options["joint_layout"]
+        if joint_layout == "ntu":
+            given = [name for name in ("joint_units", "joint_axes") if options[name] is not None]
+            if given:
+                raise ValueError(
+                    f"MampSkeletonProcessor options {given} apply to another joint_layout than 'ntu' (NTU joints are "
+                    f"taken as they are); set joint_layout to a skeleton source, or {given[0]}=None."
+                )
+        elif options["num_joints"] != 25 or options["num_channels"] != 3:
+            raise ValueError(
+                f"joint_layout={joint_layout!r} converts to the NTU layout's 25 joints of 3 coordinates, but "
+                f"num_joints={options['num_joints']} and num_channels={options['num_channels']}; pass "
+                "num_joints=25 and num_channels=3."
+            )
 
     def _check_rotation(self) -> None:
         if self.do_random_rotation and self.num_channels != 3:
@@ -266,8 +330,8 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
                 sequences of different lengths. Numpy arrays or torch tensors; zero frames at the end
                 (padding) are ignored.
             training: random crop (+ rotation) if True, the central evaluation crop if False.
-            layout: layout of one sequence: `"ntu_flat"` (T, M*V*C), `"CTVM"`, `"MTVC"` or `"TVC"`. Detected
-                from the shape when left out and only one layout fits.
+            layout: layout of one sequence: `"ntu_flat"` (T, M*V*C), `"CTVM"`, `"MTVC"` or `"TVC"` (with another
+                `joint_layout`: `"MTVC"` or `"TVC"`). Detected from the shape when left out and only one layout fits.
             return_tensors: `"pt"` (torch) or `"np"` (numpy).
             generator: torch generator for the training randomness (default: torch's global generator).
             seed: seeds a fresh generator instead; give at most one of `generator` and `seed`.
@@ -295,7 +359,13 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
         if training:
             self._check_rotation()
 
-        samples = self._time_major_samples(sequences, layout)  # B arrays (T_b, M*V*C)
+        # B arrays (T_b, M*V*C)
+        if self.joint_layout == "ntu":
+            samples = time_major_samples(sequences, layout, self.num_joints, self.num_channels, self.max_persons)
+        else:
+            samples = source_time_major_samples(
+                sequences, layout, self.joint_layout, self.joint_units, self.joint_axes, self.max_persons
+            )
         batch_size, persons, channels = len(samples), self.max_persons, self.num_channels
         if batch_size == 0:
             raise ValueError("Got a batch of 0 sequences; pass at least one sequence.")
@@ -423,81 +493,30 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
 
     # ------------------------------------------------------------------ input layouts
 
-    def _fits(self, layout: str, shape: Sequence[int]) -> bool:
-        """Whether one sequence of this shape can be in this layout (with at most `max_persons` persons)."""
-        joints, channels, max_persons = self.num_joints, self.num_channels, self.max_persons
-        if len(shape) != LAYOUT_NDIMS[layout]:
-            return False
-        if layout == "ntu_flat":
-            persons, remainder = divmod(shape[1], joints * channels)
-            return remainder == 0 and 0 < persons <= max_persons
-        if layout == "CTVM":
-            return shape[0] == channels and shape[2] == joints and shape[3] <= max_persons
-        if layout == "MTVC":
-            return shape[0] <= max_persons and shape[2] == joints and shape[3] == channels
-        return shape[1] == joints and shape[2] == channels  # TVC
+    def resolve_layout(
+        self, shape: Sequence[int], layout: str | None = None, batched: bool | None = None
+    ) -> tuple[str, bool]:
+        """How `__call__` reads an array of this shape: its layout, and whether it is a batch of sequences.
+
+        Args:
+            shape: the array's shape.
+            layout: the layout of one sequence, if known (see `__call__`).
+            batched: whether the array is a batch, if known; None lets the shape decide.
+
+        Raises:
+            ValueError: if no layout, or several, fit the shape with this processor's options (`joint_layout`,
+                `num_joints`, `num_channels`, `max_persons`).
+        """
+        return resolve_layout(
+            shape,
+            layout,
+            batched,
+            joint_layout=self.joint_layout,
+            num_joints=self.num_joints,
+            num_channels=self.num_channels,
+            max_persons=self.max_persons,
+        )
 
     def infer_layout(self, sequence_shape: Sequence[int]) -> str:
         """The layout of ONE sequence of this shape; raises `ValueError` if none or several fit."""
-        return self._resolve_layout(sequence_shape, None, batched=False)[0]
-
-    def _resolve_layout(self, shape: Sequence[int], layout: str | None, batched: bool | None) -> tuple[str, bool]:
-        """(layout, batched) for an array of this shape; `batched=None` lets the shape decide."""
-        if layout is not None and layout not in LAYOUT_NDIMS:
-            raise ValueError(f"Unknown layout {layout!r}; pass one of {list(LAYOUT_NDIMS)}.")
-        candidates = [
-            (name, is_batch)
-            for name in ([layout] if layout else LAYOUT_NDIMS)
-            for is_batch in ((batched,) if batched is not None else (False, True))
-            if self._fits(name, shape[1:] if is_batch else shape)
-        ]
-        expected = f"num_joints={self.num_joints}, num_channels={self.num_channels}, max_persons={self.max_persons}"
-        if not candidates:
-            raise ValueError(
-                f"A skeleton array of shape {tuple(shape)} fits no supported layout{f' {layout!r}' if layout else ''} "
-                f"with {expected}: pass one sequence or a batch as (T, M*V*C) 'ntu_flat', (C, T, V, M) 'CTVM', "
-                "(M, T, V, C) 'MTVC' or (T, V, C) 'TVC'."
-            )
-        if len(candidates) > 1:
-            readings = ", ".join(f"{'a batch' if b else 'one sequence'} in {name!r}" for name, b in candidates)
-            raise ValueError(f"A skeleton array of shape {tuple(shape)} is ambiguous ({readings}); pass `layout=`.")
-        return candidates[0]
-
-    def _to_time_major(self, array: np.ndarray, layout: str) -> np.ndarray:
-        """(B, ...) batch in `layout` -> (B, T, max_persons * V * C) contiguous; a view for NTU rows of max_persons."""
-        if layout == "ntu_flat":
-            persons = array.shape[2] // (self.num_joints * self.num_channels)
-            array = array.reshape(*array.shape[:2], persons, self.num_joints, self.num_channels)
-        elif layout == "CTVM":
-            array = array.transpose(0, 2, 4, 3, 1)
-        elif layout == "MTVC":
-            array = array.transpose(0, 2, 1, 3, 4)
-        else:  # TVC
-            array = array[:, :, None]
-        batch_size, frames, persons = array.shape[:3]  # at most max_persons persons: `_fits` checked it
-        if persons < self.max_persons:
-            padded = np.zeros((batch_size, frames, self.max_persons, *array.shape[3:]), dtype=np.float32)
-            padded[:, :, :persons] = array
-            array = padded
-        return np.ascontiguousarray(array).reshape(
-            batch_size, frames, self.max_persons * self.num_joints * self.num_channels
-        )
-
-    def _time_major_samples(self, sequences: SkeletonInput, layout: str | None) -> list[np.ndarray]:
-        """Any accepted input -> one (T_b, max_persons * V * C) float32 array per sample. Sequences keep their
-        lengths (no padding to a common length) and, as rows of an NTU file, their memory (no copy)."""
-        if not isinstance(sequences, (list, tuple)):
-            array = _as_float_array(sequences)
-            name, batched = self._resolve_layout(array.shape, layout, batched=None)
-            return list(self._to_time_major(array if batched else array[None], name))
-        if len(sequences) == 0:
-            raise ValueError("Got an empty list of sequences; pass at least one sequence.")
-        arrays = [_as_float_array(sequence, f"Sequence {index}") for index, sequence in enumerate(sequences)]
-        layouts = {shape: self._resolve_layout(shape, layout, batched=False)[0] for shape in {a.shape for a in arrays}}
-        row = self.max_persons * self.num_joints * self.num_channels
-        return [
-            array  # already time-major with every person slot (NTU rows): as it lies
-            if layouts[array.shape] == "ntu_flat" and array.shape[1] == row and array.flags.c_contiguous
-            else self._to_time_major(array[None], layouts[array.shape])[0]
-            for array in arrays
-        ]
+        return self.resolve_layout(sequence_shape, batched=False)[0]

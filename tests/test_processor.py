@@ -14,7 +14,10 @@ from safetensors.numpy import load_file
 from transformers import AutoFeatureExtractor
 
 from mamp_hub import MampSkeletonProcessor
+from mamp_hub.data.prepare_ntu import centre_on_first_frame as prepare_ntu_centre
 from mamp_hub.processing_mamp import _rotation_matrices, count_valid_frames
+from mamp_hub.skeleton_layouts import centre_on_first_frame
+from mamp_hub.skeletons import to_ntu
 
 
 def random_sequences(batch: int, valid: list[int], frames: int = 300, persons: int = 2, seed: int = 0) -> np.ndarray:
@@ -266,6 +269,11 @@ BAD_OPTIONS = [
     ("do_random_rotation", "yes", "True or False"),
     ("rotation_range", float("nan"), "finite"),
     ("rotation_range", -0.1, r"\[0, pi\]"),
+    ("joint_layout", "H36M", r"'ntu' or a skeleton source, one of \['h36m', 'mediapipe'.*got 'H36M'"),
+    ("joint_layout", None, "got None"),
+    ("joint_units", "inch", r"one of \['m', 'cm', 'mm'\], got 'inch'"),
+    ("joint_axes", "x y", "three signed NTU axis names.*got 'x y'"),
+    ("joint_axes", 3, "got 3"),
 ]
 
 
@@ -309,3 +317,109 @@ def test_present_persons_lists_the_slots_that_hold_a_skeleton():
     assert values[absent].abs().sum() == 0 and (values[inputs["present_persons"]].flatten(1).abs().sum(1) > 0).all()
     numpy_inputs = MampSkeletonProcessor(num_frames=16)(sequences, layout="MTVC", return_tensors="np")
     assert numpy_inputs["present_persons"].tolist() == [0, 2, 3, 5]
+
+
+# ---------------------------------------------------------------------------------------------- joint layouts
+
+
+def h36m_sequences(batch: int, valid: list[int], frames: int = 90, persons: int = 1, seed: int = 0) -> np.ndarray:
+    """(B, M, T, 17, 3) Human3.6M joints with `valid[b]` non-zero frames each, zeros after; camera space, metres."""
+    rng = np.random.default_rng(seed)
+    sequences = np.zeros((batch, persons, frames, 17, 3), dtype=np.float32)
+    for b, length in enumerate(valid):
+        sequences[b, :, :length] = rng.normal(size=(persons, length, 17, 3)) * 0.3 + [0.0, 0.0, 3.0]
+    return sequences
+
+
+def ntu_centred(sequences: np.ndarray, **to_ntu_options) -> np.ndarray:
+    """The documented recipe, one sequence at a time: `to_ntu`, then the first person's first frame's joint 1 at
+    the origin, padding frames and absent persons kept at zero. (B, M, T, J, 3) -> (B, M, T, 25, 3)."""
+    centred = []
+    for sequence in sequences:
+        ntu = to_ntu(sequence, "h36m", **to_ntu_options)
+        present = np.abs(sequence).sum(axis=(2, 3)) > 0  # (M, T)
+        ntu = np.where(present[..., None, None], ntu - ntu[0, np.argmax(present[0]), 1], 0).astype(np.float32)
+        centred.append(ntu)
+    return np.stack(centred)
+
+
+def test_other_joint_layouts_are_converted_to_ntu_and_centred_then_cropped():
+    sequences = h36m_sequences(3, [90, 40, 61], persons=2)
+    sequences[1, 1] = 0  # a one-person clip
+    sequences[2, 1, :20] = 0  # a second person who comes in late
+    processor = MampSkeletonProcessor(num_frames=24, joint_layout="h36m")
+    inputs = processor(sequences, layout="MTVC")
+    expected = MampSkeletonProcessor(num_frames=24)(ntu_centred(sequences), layout="MTVC")
+    torch.testing.assert_close(inputs["skeleton_values"], expected["skeleton_values"], rtol=0, atol=0)
+    assert inputs["present_persons"].tolist() == expected["present_persons"].tolist() == [0, 1, 2, 4, 5]
+
+    # Every input form of the same clips gives the same values: torch, a list of ragged clips, one by one, TVC.
+    ragged = [sequences[0], sequences[1, :, :40], sequences[2, :, :70]]
+    torch.testing.assert_close(processor(ragged)["skeleton_values"], expected["skeleton_values"], rtol=0, atol=0)
+    torch.testing.assert_close(
+        processor(torch.from_numpy(sequences), layout="MTVC")["skeleton_values"], expected["skeleton_values"]
+    )
+    one_by_one = torch.cat([processor(sequence, layout="MTVC")["skeleton_values"] for sequence in sequences])
+    torch.testing.assert_close(one_by_one, expected["skeleton_values"], rtol=0, atol=0)
+    single = processor(sequences[:, 0], layout="TVC")["skeleton_values"]
+    torch.testing.assert_close(single[:, 0], expected["skeleton_values"][:, 0], rtol=0, atol=0)
+    assert single[:, 1].abs().sum() == 0
+
+
+def test_joint_units_and_axes_reach_to_ntu():
+    sequences = h36m_sequences(2, [50, 30]) * 1000  # millimetres
+    sequences = sequences[..., [0, 2, 1]]  # y and z swapped: "-x z -y" brings them to NTU's axes
+    options = {"units": "mm", "axes": "-x z -y"}
+    processor = MampSkeletonProcessor(num_frames=16, joint_layout="h36m", joint_units="mm", joint_axes="-x z -y")
+    expected = MampSkeletonProcessor(num_frames=16)(ntu_centred(sequences, **options), layout="MTVC")
+    values = processor(sequences[:, 0], layout="TVC")["skeleton_values"]
+    torch.testing.assert_close(values, expected["skeleton_values"], rtol=0, atol=0)
+
+
+def test_centring_is_the_standard_preparations_rule():
+    """`centre_on_first_frame` of the processor equals the one `mamp-prepare-ntu` writes the NTU files with."""
+    rng = np.random.default_rng(0)
+    one_actor = rng.normal(size=(4, 50, 75)).astype(np.float32)
+    two_actors = rng.normal(size=(4, 50, 150)).astype(np.float32)
+    two_actors[0, :10, :75] = 0  # actor 1 comes in late: the origin is its first frame
+    two_actors[1, 30:, 75:] = 0  # actor 2 leaves: those frames stay zero
+    two_actors[2, :5] = 0
+    for batch in (one_actor, two_actors):
+        expected = np.stack([prepare_ntu_centre(sequence.copy()) for sequence in batch])
+        np.testing.assert_array_equal(centre_on_first_frame(batch.copy()), expected)
+    assert not centre_on_first_frame(np.zeros((2, 10, 150), np.float32)).any()  # nothing to centre on
+
+
+def test_joint_layout_is_saved_and_checked_with_the_other_options(tmp_path):
+    processor = MampSkeletonProcessor(num_frames=32, joint_layout="azure_kinect", joint_units="m")
+    processor.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    assert (saved["joint_layout"], saved["joint_units"], saved["joint_axes"]) == ("azure_kinect", "m", None)
+    assert AutoFeatureExtractor.from_pretrained(tmp_path).to_dict() == processor.to_dict()
+    assert json.loads(MampSkeletonProcessor().to_json_string())["joint_layout"] == "ntu"
+
+    with pytest.raises(ValueError, match=r"\['joint_units'\] apply to another joint_layout than 'ntu'.*units=None"):
+        MampSkeletonProcessor(joint_units="mm")
+    with pytest.raises(ValueError, match=r"\['joint_units'\] apply to another joint_layout"):
+        processor.joint_layout = "ntu"  # its units would be left without a meaning
+    processor.joint_units = None
+    processor.joint_layout = "ntu"
+    with pytest.raises(ValueError, match="num_joints=17 and num_channels=3; pass num_joints=25"):
+        MampSkeletonProcessor(joint_layout="h36m", num_joints=17)
+    with pytest.raises(ValueError, match="pass num_joints=25"):
+        MampSkeletonProcessor(joint_layout="h36m").num_joints = 17
+
+
+@pytest.mark.parametrize(
+    ("make_input", "kwargs", "message"),
+    [
+        (lambda: np.zeros((300, 25, 3), np.float32), {}, r"fits no supported layout with joint_layout='h36m' \(17 "),
+        (lambda: np.zeros((300, 51), np.float32), {}, r"\(M, T, V, C\) 'MTVC' or \(T, V, C\) 'TVC'"),
+        (lambda: np.zeros((300, 17, 3), np.float32), {"layout": "ntu_flat"}, r"Unknown layout.*\['MTVC', 'TVC'\]"),
+        (lambda: np.zeros((2, 300, 17, 3), np.float32), {}, "ambiguous"),
+        (lambda: np.full((30, 17, 3), np.nan, np.float32), {}, "non-finite values"),
+    ],
+)
+def test_bad_inputs_of_another_joint_layout_say_what_to_pass(make_input, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        MampSkeletonProcessor(joint_layout="h36m")(make_input(), **kwargs)

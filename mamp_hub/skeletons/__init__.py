@@ -1,11 +1,13 @@
 """Skeleton layouts: the NTU RGB+D joints, bones and action names, and adapters from other skeleton sources.
 
-`ntu` holds the NTU RGB+D / PKU-MMD (Kinect v2) layout and the benchmarks' action names; `sources` maps the
-joints of other sensors and pose estimators (Human3.6M, MediaPipe Pose, Azure Kinect, SMPL / SMPL-H / SMPL-X) to
-that layout with `to_ntu`.
+`mamp_hub.skeleton_ntu` holds the NTU RGB+D / PKU-MMD (Kinect v2) layout and the benchmarks' action names;
+`mamp_hub.skeleton_sources` maps the joints of other sensors and pose estimators (Human3.6M, MediaPipe Pose, Azure
+Kinect, SMPL / SMPL-H / SMPL-X) to that layout with `to_ntu`. Both are flat modules next to `processing_mamp.py`,
+which uses them, so that `mamp_hub.hub.save_with_code` copies them with it (transformers copies the files of a
+module's relative imports, not packages); this package gathers their names.
 """
 
-from .ntu import (
+from ..skeleton_ntu import (
     ACTION_NAMES,
     NTU60_ACTION_NAMES,
     NTU120_ACTION_NAMES,
@@ -17,7 +19,7 @@ from .ntu import (
     PKU_MMD_ACTION_NAMES,
     get_id2label,
 )
-from .sources import (
+from ..skeleton_sources import (
     AZURE_KINECT_JOINT_NAMES,
     FOOT_FORWARD,
     H36M_JOINT_NAMES,
@@ -25,11 +27,14 @@ from .sources import (
     MEDIAPIPE_JOINT_NAMES,
     NECK_FRACTION,
     SKELETON_SOURCES,
+    SKELETON_UNITS,
     SMPL_JOINT_NAMES,
     SMPLH_JOINT_NAMES,
     SMPLX_JOINT_NAMES,
+    SOURCE_JOINT_COUNTS,
     SOURCE_JOINT_NAMES,
     TIP_PAST_HAND,
+    axes_matrix,
     ntu_joint_recipes,
     to_ntu,
 )
@@ -51,11 +56,14 @@ __all__ = [
     "NUM_NTU_JOINTS",
     "PKU_MMD_ACTION_NAMES",
     "SKELETON_SOURCES",
+    "SKELETON_UNITS",
     "SMPLH_JOINT_NAMES",
     "SMPLX_JOINT_NAMES",
     "SMPL_JOINT_NAMES",
+    "SOURCE_JOINT_COUNTS",
     "SOURCE_JOINT_NAMES",
     "TIP_PAST_HAND",
+    "axes_matrix",
     "get_id2label",
     "ntu_joint_recipes",
     "to_ntu",

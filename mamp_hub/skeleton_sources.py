@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .ntu import NTU_JOINT_NAMES, NUM_NTU_JOINTS
+from .skeleton_ntu import NTU_JOINT_NAMES, NUM_NTU_JOINTS
 
 # Places of the NTU joints that a source lacks, as fractions of body segments, after the Kinect v2 skeleton's
 # approximate proportions: its neck joint sits low on the neck, about 0.4 of the way from the spine-shoulder joint
@@ -31,6 +31,7 @@ TIP_PAST_HAND = 1.0
 FOOT_FORWARD = 0.3
 
 _UNIT_SCALES = {"m": 1.0, "cm": 0.01, "mm": 0.001}
+SKELETON_UNITS: tuple[str, ...] = tuple(_UNIT_SCALES)
 _SIDES = ("left", "right")
 
 H36M_JOINT_NAMES: tuple[str, ...] = (
@@ -256,6 +257,8 @@ _SOURCES: dict[str, _Source] = {
 
 SKELETON_SOURCES: tuple[str, ...] = tuple(_SOURCES)
 SOURCE_JOINT_NAMES: dict[str, tuple[str, ...]] = {name: source.joint_names for name, source in _SOURCES.items()}
+# Sizes of the joint axis that `to_ntu` accepts per source: the layout's own, then the longer outputs it begins.
+SOURCE_JOINT_COUNTS: dict[str, tuple[int, ...]] = {name: source.joint_counts for name, source in _SOURCES.items()}
 _WEIGHTS = {name: source.weights for name, source in _SOURCES.items()}
 
 
@@ -279,9 +282,10 @@ def ntu_joint_recipes(source: str) -> dict[str, dict[str, float]]:
     return {name: dict(recipes[name]) for name in NTU_JOINT_NAMES}
 
 
-def _axes_matrix(axes: str) -> np.ndarray:
+def axes_matrix(axes: str) -> np.ndarray:
     """(3, 3) signed permutation M such that NTU coordinates = source coordinates @ M."""
-    match = re.fullmatch(r"\s*([+-]?)([xyz])\s*([+-]?)([xyz])\s*([+-]?)([xyz])\s*", axes)
+    pattern = r"\s*([+-]?)([xyz])\s*([+-]?)([xyz])\s*([+-]?)([xyz])\s*"
+    match = re.fullmatch(pattern, axes) if isinstance(axes, str) else None
     if match is None or len({match[2], match[4], match[6]}) < 3:
         raise ValueError(
             f"axes={axes!r} is not three signed NTU axis names, one per input axis; pass e.g. '-x -y z' for "
@@ -349,9 +353,9 @@ def to_ntu(
             "the missing joints (e.g. interpolate them over time) or drop those frames before converting."
         )
     units = spec.units if units is None else units
-    if units not in _UNIT_SCALES:
+    if units not in SKELETON_UNITS:
         raise ValueError(f"Unknown units {units!r}; pass 'm', 'cm' or 'mm'.")
-    transform = _UNIT_SCALES[units] * _axes_matrix(spec.axes if axes is None else axes)
+    transform = _UNIT_SCALES[units] * axes_matrix(spec.axes if axes is None else axes)
 
     ntu = _WEIGHTS[source] @ array[..., : len(spec.joint_names), :] @ transform  # float64
     if spec.place_feet:
