@@ -183,6 +183,7 @@ def source_time_major_samples(
         array = as_float_array(sequences)
         name, batched = resolve_layout(array.shape, layout, None, **dims)
         return list(ntu_rows(array if batched else array[None], name))
+    # A list's sequences differ in length: each is converted on its own.
     return [
         ntu_rows(array[None], resolve_layout(array.shape, layout, False, **dims)[0])[0]
         for array in _float_arrays(sequences)
@@ -202,12 +203,11 @@ def centre_on_first_frame(joints: np.ndarray) -> np.ndarray:
         `joints`.
     """
     *batch, frames, width = joints.shape
-    persons = joints.reshape(*batch, frames, width // _NTU_VALUES_PER_PERSON, 25, 3)
     absent = joints.reshape(*batch, frames, -1, _NTU_VALUES_PER_PERSON).sum(axis=-1) == 0  # (..., T, M)
     first = np.argmax((joints[..., :_NTU_VALUES_PER_PERSON] != 0).any(axis=-1), axis=-1)  # (...); 0 when none
-    origin = np.take_along_axis(persons[..., 0, 1, :], first[..., None, None], axis=-2)  # (..., 1, 3)
-    persons -= origin[..., None, None, :]
-    persons[absent] = 0
+    origin = np.take_along_axis(joints[..., 3:6], first[..., None, None], axis=-2)  # (..., 1, 3): joint 1
+    joints -= np.tile(origin, width // 3)  # every joint of every frame, as the preparation subtracts it
+    joints[np.repeat(absent, _NTU_VALUES_PER_PERSON, axis=-1)] = 0
     return joints
 
 
