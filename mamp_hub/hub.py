@@ -43,7 +43,8 @@ def save_with_code(
 ) -> list[Path]:
     """Write `model` and `processor` with `save_pretrained`, plus the code and `auto_map` that load them remotely.
 
-    Returns the code files copied (the three MAMP modules, and whatever they import relatively).
+    Returns the code files copied: the configuration, modeling and processing modules and the flat sibling modules
+    they import relatively (today the skeleton layouts and tables).
     """
     if not isinstance(model, MampPreTrainedModel):
         raise TypeError(
