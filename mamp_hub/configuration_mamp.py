@@ -75,6 +75,12 @@ def _activation(value: str) -> None:
         raise ValueError(f"must name an activation of transformers.activations.ACT2FN (e.g. 'gelu'), got {value!r}")
 
 
+def _group_size(value: int | None) -> None:
+    # A group of one sample has no variance to normalise by (and its unbiased running variance divides by zero).
+    if value is not None and value < 2:
+        raise ValueError(f"must be null (the whole batch) or an integer >= 2, got {value!r}")
+
+
 def _count(default: int, minimum: int = 1) -> Any:
     return validated_field(_at_least(minimum), default=default)
 
@@ -149,6 +155,14 @@ class MampConfig(PreTrainedConfig):
         classifier_hidden_size (`int`, defaults to 2048): hidden width of the fine-tune head.
         classifier_dropout (`float`, defaults to 0.3): dropout on the token features in the fine-tune head.
         label_smoothing (`float`, defaults to 0.0): label smoothing of the classification loss (0.1 to fine-tune).
+        classifier_batch_norm_group_size (`int`, *optional*): in training, the heads' BatchNorm normalises each
+            run of this many consecutive samples of the batch with its own statistics ("ghost" BatchNorm), and
+            updates its running statistics from the first run only. That is what the authors' per-GPU BatchNorm did
+            under DistributedDataParallel without SyncBN (each GPU normalised its own 24-clip fine-tuning or
+            128-clip probe batch; the buffers of rank 0 were broadcast to the others before every forward, so
+            rank 0's batch alone made the saved running statistics), reproduced on fewer GPUs when the batch
+            holds the processes' batches one after another. The training batch must be a multiple of it.
+            `None` (default): the whole batch, as `nn.BatchNorm1d`. Evaluation is the same either way.
     """
 
     model_type = "mamp"
@@ -188,6 +202,7 @@ class MampConfig(PreTrainedConfig):
     classifier_hidden_size: int = _count(2048)
     classifier_dropout: float | int = _rate(0.3)
     label_smoothing: float | int = _rate(0.0)
+    classifier_batch_norm_group_size: int | None = validated_field(_group_size, default=None)
 
     def __post_init__(self, **kwargs: Any) -> None:
         unknown = sorted(set(kwargs) - TRANSFORMERS_KWARGS)

@@ -208,15 +208,25 @@ def test_knn_classify_separates_clusters():
 
 def test_model_card_reports_the_measured_metrics():
     config = load_config(CONFIGS / "ntu60_xsub" / "finetune.yaml")
-    metrics = {"eval_top1": 91.234, "eval_top5": 99.5, "best_eval_top1": 91.5, "train_loss": 0.7}
+    metrics = {"eval_top1": 91.234, "eval_top5": 99.5, "best_eval_top1": 91.5, "best_eval_epoch": 87.0}
     text = render_model_card(config, metrics, command="python -m training x.yaml", repo_id="me/mamp-ft")
     card = ModelCard(text)
     assert card.data.pipeline_tag == "video-classification"
     assert card.data.datasets == ["ntu_rgbd_60"]
-    assert [r.metric_value for r in card.data.eval_results] == [91.23, 99.5]
+    # Every number names its convention: the last epoch (the saved weights) first, then the authors' best epoch.
+    results = [(r.metric_name, r.metric_value) for r in card.data.eval_results]
+    assert results == [
+        ("Top-1 accuracy (%), last epoch (these weights)", 91.23),
+        ("Top-5 accuracy (%), last epoch (these weights)", 99.5),
+        ("Top-1 accuracy (%), best epoch (the authors' convention)", 91.5),
+    ]
     assert "<org>/<repo>" not in text and 'from_pretrained("me/mamp-ft")' in text
     assert "python -m training x.yaml" in text and "| 91.23 |" in text
     assert "This file is both the project's model card and the template" not in text
+    # The headline compares with the paper in the paper's convention (best epoch), naming the last epoch too.
+    assert "**Top-1 91.50%, best epoch (the authors' convention)**; the paper reports 93.1% (Table 2" in text
+    assert "The saved weights are the last epoch's: 91.23%" in text
+    assert "| head BatchNorm statistics | per group of 24 clips (the authors' per-GPU batch) |" in text
 
 
 # ------------------------------------------------------------------------------------------------ end to end

@@ -10,6 +10,10 @@ adds `checkpoint-N/mamp_run.json` (a `RunRecord`) after all of them, under a tem
   result); a checkpoint named by its path is resumed with a warning that lists what differs;
 - the record carries the run's loss sum and training time so far, so that the metrics of a resumed run cover the
   whole run, not only the part after the resume.
+
+`EpochSnapshots` keeps the model of chosen epochs as `output_dir/epoch-N/` (a `save_pretrained` folder that
+checkpoint rotation does not touch): the authors' PKU-MMD probes and transfer start from the pre-training's
+`checkpoint-300.pth`, which their `main_pretrain.py` wrote after epoch index 300, i.e. after 301 of 400 epochs.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from transformers import TrainerCallback
+
+from mamp_hub.trainer import TrainingDivergedError, non_finite_tensors
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +56,7 @@ NOT_FINGERPRINTED = (
     "trainer.hub_*",
     "knn_monitor",
     "card",
+    "snapshot_epochs",
 )
 
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -188,3 +197,36 @@ def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+def snapshot_folder(output_dir: str | Path, epoch: int) -> Path:
+    """Where `EpochSnapshots` keeps the model after `epoch` epochs (counted from 1)."""
+    return Path(output_dir) / f"epoch-{epoch}"
+
+
+class EpochSnapshots(TrainerCallback):
+    """Saves the model and processor as `snapshot_folder(output_dir, N)` when epoch N of `epochs` ends.
+
+    A snapshot is a plain `save_pretrained` folder (config, weights, processor), loadable as `init_from`; it is
+    not named `checkpoint-*`, so `save_total_limit` never deletes it. Weights that are not finite are refused, as
+    for every save of a recipe.
+    """
+
+    def __init__(self, epochs: list[int]):
+        self.epochs = {float(epoch) for epoch in epochs}
+
+    def on_epoch_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+        # Trainer's `state.epoch` is a whole number only at the end of a complete epoch (not of an interrupted one).
+        if state.epoch not in self.epochs:
+            return
+        non_finite = non_finite_tensors(model)
+        if non_finite:
+            raise TrainingDivergedError(
+                state.global_step, f"the weights {', '.join(non_finite)} are not finite", args.learning_rate
+            )
+        if state.is_world_process_zero:
+            folder = snapshot_folder(args.output_dir, round(state.epoch))
+            model.save_pretrained(folder)
+            if processing_class is not None:
+                processing_class.save_pretrained(folder)
+            logger.info("Saved the model after epoch %d to %s.", round(state.epoch), folder)

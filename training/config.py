@@ -4,6 +4,11 @@ A recipe is a nested mapping with these sections (see `configs/base/*.yaml` for 
 
     protocol     "pretrain" | "linear_probe" | "finetune"
     seed         random seed of the run (model initialisation, data order, augmentation, masking)
+    seed_per_process  true: process r of a multi-process run seeds with seed + r, as the authors' runs did (the
+                 data order stays shared: it is drawn with `seed`)
+    snapshot_epochs   after these epochs (counted from 1), also save the model as `output_dir/epoch-N`, a
+                 save_pretrained folder kept whatever `trainer.save_total_limit` says (the PKU-MMD pre-trainings:
+                 the authors' checkpoint-300)
     init_from    folder or Hub id of a `save_pretrained` model to start from (linear probe / fine-tuning),
                  null to start from random weights
     data         which data set, where it is, how it is sampled (see `training/data.py`)
@@ -12,7 +17,8 @@ A recipe is a nested mapping with these sections (see `configs/base/*.yaml` for 
     schedule     epochs, warm-up epochs, peak and final learning rate, global batch size
     trainer      any other `transformers.TrainingArguments` field (output_dir, bf16, save_strategy, ...)
     knn_monitor  optional kNN accuracy of the encoder's features during pre-training
-    card         what the generated model card says about the data set and the paper's numbers
+    card         what the generated model card says about the data set, and the paper's top-1 for this recipe
+                 (`paper_top1`, `paper_source`), which the card compares with the run's best epoch
 
 `load_config` refuses an unknown key or a value of the wrong type in any section (`SCHEMA`), naming the key; the
 `model` and `data.processor` sections are checked by `MampConfig` and `MampSkeletonProcessor` when a run builds them.
@@ -46,6 +52,8 @@ SCHEMA: dict[str, dict[str, Any]] = {
     "": {
         "protocol": Literal["pretrain", "linear_probe", "finetune"],
         "seed": int,
+        "seed_per_process": bool,
+        "snapshot_epochs": list[int],
         "init_from": str | None,
         "data": dict,
         "model": dict,
@@ -55,7 +63,14 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "knn_monitor": dict | None,
         "card": dict,
     },
-    "data": {"dataset": str, "path": str, "train_fraction": float, "subset_seed": int, "processor": dict},
+    "data": {
+        "dataset": str,
+        "path": str,
+        "train_fraction": float,
+        "subset_seed": int,
+        "subset_processes": int,
+        "processor": dict,
+    },
     "optimizer": {
         "name": str,
         "betas": list[float],
@@ -73,7 +88,14 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "global_batch_size": int,
     },
     "knn_monitor": {"every_n_epochs": int | None, "k": int, "temperature": float},
-    "card": {"dataset_name": str, "dataset_ids": list[str], "license": str | None, "terms": str | None},
+    "card": {
+        "dataset_name": str,
+        "dataset_ids": list[str],
+        "license": str | None,
+        "terms": str | None,
+        "paper_top1": float | None,
+        "paper_source": str | None,
+    },
 }
 REQUIRED = ("protocol", "schedule.epochs", "schedule.learning_rate", "schedule.global_batch_size")
 
@@ -163,6 +185,9 @@ def validate_config(config: Mapping[str, Any]) -> None:
         )
     if protocol != "pretrain" and config.get("knn_monitor"):
         raise ValueError(f"knn_monitor watches pre-training only; remove it from this {protocol} recipe.")
+    for epoch in config.get("snapshot_epochs", []):
+        if not 1 <= epoch <= schedule["epochs"]:
+            raise ValueError(f"snapshot_epochs must lie in [1, epochs={schedule['epochs']}], got {epoch}.")
     if not 0 <= schedule.get("warmup_epochs", 0) < schedule["epochs"]:
         raise ValueError(
             f"schedule.warmup_epochs must be in [0, epochs={schedule['epochs']}), got {schedule.get('warmup_epochs')}."

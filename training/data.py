@@ -4,7 +4,9 @@
       dataset: ntu | pku | npz          # NTU RGB+D / PKU-MMD class names, or those the file holds (any .npz)
       path: data/ntu/NTU60_XSub.npz     # the standard .npz file (x_train, y_train, x_test, y_test)
       train_fraction: 1.0               # semi-supervised protocols: 0.01 or 0.1 of the labelled training clips
-      subset_seed: 0                    # which clips those are (the authors' feeder: the run seed)
+      subset_seed: 0                    # which clips those are (the authors' feeder: the run seed + the rank)
+      subset_processes: 1               # train on the subsets of this many processes, as the authors' 2-process
+                                        # runs did (each drew its own with subset_seed + rank): training/sampling.py
       processor: {}                     # MampSkeletonProcessor options (crop ratios, rotation)
 """
 
@@ -19,11 +21,17 @@ from mamp_hub import MampConfig
 from mamp_hub.processing_mamp import MampSkeletonProcessor
 from mamp_hub.data import NpzSkeletonDataset, NTUSkeletonDataset, PKUMMDSkeletonDataset, semi_supervised_subset
 
+from .sampling import process_subsets
+
 NPZ_DATASETS = {"ntu": NTUSkeletonDataset, "pku": PKUMMDSkeletonDataset, "npz": NpzSkeletonDataset}
 
 
 def build_datasets(data_config: Mapping[str, Any]) -> tuple[Dataset, Dataset, dict[int, str]]:
-    """Training set (the labelled fraction of it when `train_fraction` < 1), test set, and class names."""
+    """Training set (the labelled fraction of it when `train_fraction` < 1), test set, and class names.
+
+    With `subset_processes` > 1 the training set is a `ProcessSubsets`, the union of the processes' subsets, which
+    the recipe's trainer samples with `PerProcessSubsetSampler`.
+    """
     kind = data_config.get("dataset")
     if kind not in NPZ_DATASETS:
         raise ValueError(f"data.dataset must be one of {list(NPZ_DATASETS)}, got {kind!r}.")
@@ -35,8 +43,17 @@ def build_datasets(data_config: Mapping[str, Any]) -> tuple[Dataset, Dataset, di
     train, test = (NPZ_DATASETS[kind](data_config["path"], split=split) for split in ("train", "test"))
     id2label = dict(train.id2label)
     fraction = float(data_config.get("train_fraction", 1.0))
+    processes, seed = int(data_config.get("subset_processes", 1)), int(data_config.get("subset_seed", 0))
+    if processes != 1 and fraction >= 1.0:
+        raise ValueError(
+            f"data.subset_processes={processes} samples per-process subsets of the training clips, but "
+            f"data.train_fraction={fraction} keeps them all; set a fraction below 1 or subset_processes=1."
+        )
     if fraction < 1.0:
-        train = semi_supervised_subset(train, fraction, seed=int(data_config.get("subset_seed", 0)))
+        if processes == 1:
+            train = semi_supervised_subset(train, fraction, seed=seed)
+        else:
+            train = process_subsets(train, fraction, seed=seed, processes=processes)
     return train, test, id2label
 
 

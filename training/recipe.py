@@ -26,6 +26,7 @@ from huggingface_hub import HfApi
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 from torch import nn
+from torch.utils.data import Dataset, Sampler
 from transformers import PreTrainedModel, Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from mamp_hub import MampConfig, MampForMaskedMotionPrediction, MampForSkeletonClassification
@@ -34,12 +35,13 @@ from mamp_hub.data import SkeletonDataCollator
 from mamp_hub.metrics import compute_metrics, logits_only
 from mamp_hub.trainer import SkeletonTrainer, non_finite_tensors
 
-from .checkpoints import RunRecord, checkpoint_to_resume
+from .checkpoints import EpochSnapshots, RunRecord, checkpoint_to_resume
 from .config import load_config
 from .data import build_datasets, build_processor
 from .knn import KnnMonitorCallback
 from .model_card import write_model_card
 from .optimization import optimizer_class_and_kwargs, schedule_arguments
+from .sampling import PerProcessSubsetSampler, ProcessSubsets
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +52,9 @@ class RecipeTrainer(SkeletonTrainer):
     """`SkeletonTrainer` that records the recipe with every checkpoint and keeps the totals of the whole run.
 
     `run_record` is the `RunRecord` of the recipe, with the totals of the checkpoint it resumes from: every checkpoint
-    gets its record (see `training/checkpoints.py`) and `run_totals()` covers the whole run.
+    gets its record (see `training/checkpoints.py`) and `run_totals()` covers the whole run. A training set of
+    per-process subsets (`ProcessSubsets`, `data.subset_processes` > 1) is sampled as the authors' processes
+    sampled theirs (`training/sampling.py`).
     """
 
     def __init__(self, *args: Any, run_record: RunRecord, **kwargs: Any):
@@ -65,6 +69,18 @@ class RecipeTrainer(SkeletonTrainer):
 
     def on_step_loss(self, value: float) -> None:
         self._loss_sum += value
+
+    def _get_train_sampler(self, train_dataset: Dataset | None = None) -> Sampler | None:
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        if not isinstance(dataset, ProcessSubsets):
+            return super()._get_train_sampler(train_dataset)
+        args = self.args
+        global_batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+        # The same order on every process (accelerate deals its batches out): `data_seed`, not a per-process seed.
+        seed = args.data_seed if args.data_seed is not None else args.seed
+        return PerProcessSubsetSampler(
+            dataset.process_positions, batch_size=global_batch // len(dataset.process_positions), seed=seed
+        )
 
     def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
         # Here rather than in a callback's `on_save` (called right after this): the record needs `run_totals`.
@@ -157,8 +173,12 @@ def checked_init_from(init_from: str) -> str:
     return init_from
 
 
-def training_arguments(config: dict[str, Any], world_size: int) -> TrainingArguments:
-    """`TrainingArguments` from the `trainer` section, with the schedule and batch size the recipe fixes."""
+def training_arguments(config: dict[str, Any], world_size: int, rank: int = 0) -> TrainingArguments:
+    """`TrainingArguments` from the `trainer` section, with the schedule, batch size and seed the recipe fixes.
+
+    With `seed_per_process`, process `rank` seeds with `seed + rank` (initialisation, which DDP overwrites with rank
+    0's, augmentation, dropout, masking), as the authors' runs did, and the data order with `seed` on every process.
+    """
     options = dict(config.get("trainer", {}))
     options.pop("resume_from_checkpoint", None)  # an argument of `train()`, see `run`
     schedule = config["schedule"]
@@ -169,6 +189,16 @@ def training_arguments(config: dict[str, Any], world_size: int) -> TrainingArgum
             f"schedule.global_batch_size={global_batch} is not divisible by {world_size} processes x "
             f"{accumulation} accumulation steps; change trainer.gradient_accumulation_steps or the process count."
         )
+    subset_processes = int(config.get("data", {}).get("subset_processes", 1))
+    if global_batch % subset_processes:
+        raise ValueError(
+            f"schedule.global_batch_size={global_batch} is not divisible by data.subset_processes={subset_processes}: "
+            "each simulated process needs a batch of the same size."
+        )
+    seed = int(config.get("seed", 0))
+    if config.get("seed_per_process"):
+        options.setdefault("data_seed", seed)
+        seed += rank
     options.setdefault("per_device_eval_batch_size", global_batch // (world_size * accumulation))
     # `SkeletonDataCollator` builds the model inputs itself and reads the items' `valid_frames`, which Trainer's
     # column removal would strip (the processor would then count every sequence's frames again in every epoch).
@@ -176,12 +206,23 @@ def training_arguments(config: dict[str, Any], world_size: int) -> TrainingArgum
     options.update(
         schedule_arguments(schedule),
         per_device_train_batch_size=global_batch // (world_size * accumulation),
-        seed=int(config.get("seed", 0)),
+        seed=seed,
     )
     try:
         return TrainingArguments(**options)
     except TypeError as error:
         raise ValueError(f"Bad option in the trainer section ({error}); it takes TrainingArguments fields.") from error
+
+
+def check_batch_norm_groups(model_config: MampConfig, per_device_batch: int) -> None:
+    """Refuse a grouped BatchNorm whose groups do not tile each process's training batch (see `MampConfig`)."""
+    group = model_config.classifier_batch_norm_group_size
+    if group is not None and per_device_batch % group:
+        raise ValueError(
+            f"model.classifier_batch_norm_group_size={group} does not divide the per-process training batch of "
+            f"{per_device_batch}; use fewer processes or gradient accumulation steps, or set the group size to a "
+            "divisor of it (null: the whole batch)."
+        )
 
 
 def run(
@@ -193,13 +234,16 @@ def run(
     """
     protocol = config["protocol"]
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    args = training_arguments(config, world_size)
+    args = training_arguments(config, world_size, rank=int(os.environ.get("RANK", "0")))
     set_seed(args.seed)
     train_dataset, eval_dataset, id2label = build_datasets(config["data"])
     model = build_model(config, id2label)
+    check_batch_norm_groups(model.config, args.per_device_train_batch_size)
     processor = build_processor(config["data"], model.config)
 
     callbacks = list(callbacks)
+    if config.get("snapshot_epochs"):
+        callbacks.append(EpochSnapshots(config["snapshot_epochs"]))
     knn = config.get("knn_monitor") or {}
     if protocol == "pretrain" and knn.get("every_n_epochs"):
         callbacks.append(
@@ -257,17 +301,22 @@ def run(
 
 
 def measured_metrics(trainer: RecipeTrainer, train_samples: int, eval_samples: int) -> dict[str, float]:
-    """What the model card reports: last-epoch test accuracy (classifiers), losses, kNN accuracy, sizes, time.
+    """What the model card reports: test accuracy (classifiers), losses, kNN accuracy, sizes, time.
 
-    The mean training loss and the training time cover the whole run, the parts before any resume included.
+    Test accuracy is given in both conventions: `eval_top1` / `eval_top5` of the last epoch (the saved weights),
+    and `best_eval_top1`, the best top-1 over the evaluated epochs, with `best_eval_epoch` (the authors'
+    convention: their `main_finetune.py` / `main_linprobe.py` print the maximum over epochs, and the paper reports
+    it). The mean training loss and the training time cover the whole run, the parts before any resume included.
     """
     history = trainer.state.log_history
     metrics: dict[str, float] = {}
     if trainer.eval_dataset is not None:
         final = trainer.evaluate()
         metrics.update({key: final[key] for key in ("eval_top1", "eval_top5") if key in final})
-        evaluated = [entry["eval_top1"] for entry in history if "eval_top1" in entry]
-        metrics["best_eval_top1"] = max(evaluated)
+        evaluated = [(entry["eval_top1"], entry["epoch"]) for entry in history if "eval_top1" in entry]
+        # The first of equal maxima, as the authors' running maximum keeps it.
+        best, epoch = max(evaluated, key=lambda item: item[0])
+        metrics.update(best_eval_top1=best, best_eval_epoch=round(epoch, 2))
     losses = [entry["loss"] for entry in history if "loss" in entry]
     if losses:
         metrics["final_loss"] = losses[-1]
