@@ -21,7 +21,7 @@ from accelerate.data_loader import BatchSamplerShard
 from conftest import tiny_config
 from huggingface_hub import ModelCard
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
+from torch.utils.data import BatchSampler, DistributedSampler
 from transformers import TrainerCallback
 
 from mamp_hub import MampConfigError, MampForSkeletonClassification, MampSkeletonProcessor
@@ -116,10 +116,10 @@ def test_a_single_process_run_sees_each_step_what_the_authors_two_processes_saw(
         expected = [
             first + second
             for first, second in zip(*(authors_batches(subset, rank, per_process_batch, epoch)
-                                       for rank, subset in enumerate(subsets)))
+                                       for rank, subset in enumerate(subsets)), strict=True)
         ]  # fmt: skip
         assert steps == expected and len(steps) == 15 // per_process_batch  # 30 clips each: 15 per process
-        seen_per_epoch.append(sorted(sum(steps, [])))
+        seen_per_epoch.append(sorted(clip for step in steps for clip in step))
     assert seen_per_epoch[0] != seen_per_epoch[1]  # a new permutation of each subset every epoch
 
 
@@ -150,10 +150,10 @@ def test_per_process_sampler_follows_distributed_sampler_padding_and_refuses_emp
 def test_semi_supervised_recipe_checks(tmp_path, synthetic_npz):
     overrides = [f"data.path={synthetic_npz}", "data.dataset=npz", f"trainer.output_dir={tmp_path}"]
     config = load_config(CONFIGS / "ntu60_xsub" / "semi_1pct.yaml", [*overrides, "schedule.global_batch_size=9"])
-    with pytest.raises(ValueError, match="global_batch_size=9 is not divisible by data.subset_processes=2"):
+    with pytest.raises(ValueError, match=r"global_batch_size=9 is not divisible by data\.subset_processes=2"):
         training_arguments(config, world_size=1)
     config = load_config(CONFIGS / "ntu60_xsub" / "finetune.yaml", [*overrides, "data.subset_processes=2"])
-    with pytest.raises(ValueError, match="subset_processes=2 samples per-process .*train_fraction=1.0 keeps them all"):
+    with pytest.raises(ValueError, match=r"subset_processes=2 samples per-process .*train_fraction=1\.0 keeps them all"):
         run(config)
 
 
@@ -189,7 +189,7 @@ def test_grouped_batch_norm_is_per_group_batch_norm_with_the_first_groups_runnin
         norm.load_state_dict(grouped.state_dict())
     for _ in range(2):
         outputs = grouped(hidden)
-        expected = torch.cat([norm(chunk) for norm, chunk in zip(per_process, hidden.split(8))])
+        expected = torch.cat([norm(chunk) for norm, chunk in zip(per_process, hidden.split(8), strict=True)])
         torch.testing.assert_close(outputs, expected, rtol=0, atol=1e-6)
         for norm in per_process[1:]:  # DDP's buffer broadcast: every process starts from rank 0's statistics
             norm.load_state_dict(per_process[0].state_dict())
@@ -213,7 +213,7 @@ def test_group_size_none_is_plain_batch_norm_and_the_config_checks_it():
     assert torch.equal(plain.running_var, grouped.running_var)
     heads = MampForSkeletonClassification(tiny_config(classifier_head="finetune", classifier_batch_norm_group_size=4))
     assert heads.classifier.batch_norm.group_size == 4
-    with pytest.raises(MampConfigError, match="classifier_batch_norm_group_size=1.*integer >= 2"):
+    with pytest.raises(MampConfigError, match=r"classifier_batch_norm_group_size=1.*integer >= 2"):
         tiny_config(classifier_batch_norm_group_size=1)
     with pytest.raises(ValueError, match="group_size=24 does not divide the per-process training batch of 12"):
         check_batch_norm_groups(tiny_config(classifier_batch_norm_group_size=24), per_device_batch=12)

@@ -18,8 +18,8 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from mamp_hub import MampConfig
-from mamp_hub.processing_mamp import MampSkeletonProcessor
 from mamp_hub.data import NpzSkeletonDataset, NTUSkeletonDataset, PKUMMDSkeletonDataset, semi_supervised_subset
+from mamp_hub.processing_mamp import MampSkeletonProcessor
 
 from .sampling import process_subsets
 
