@@ -268,6 +268,8 @@ class MampConfig(PreTrainedConfig):
             )
 
     def validate_labels(self) -> None:
+        if self.id2label is None:
+            raise ValueError("id2label is None; pass num_labels=N (names LABEL_0..) or id2label={0: name, ...}.")
         if self.num_labels < 1:
             raise ValueError(f"num_labels must be at least 1, got {self.num_labels}.")
         if self.id2label is not None and sorted(self.id2label) != list(range(len(self.id2label))):

@@ -27,11 +27,13 @@ from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.processing_utils import Unpack
-from transformers.utils import ModelOutput, TransformersKwargs
+from transformers.utils import ModelOutput, TransformersKwargs, logging
 from transformers.utils.generic import can_return_tuple
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .configuration_mamp import MampConfig
+
+logger = logging.get_logger(__name__)
 
 # Label value left out of the classification loss (PyTorch's and transformers' convention).
 IGNORE_INDEX = -100
@@ -508,6 +510,28 @@ class MampPreTrainedModel(PreTrainedModel):
         # config was built, and each of them is checked only on its own.
         config.validate()
         super().__init__(config, *inputs, **kwargs)
+
+    def _adjust_missing_and_unexpected_keys(self, loading_info) -> None:
+        """`from_pretrained` hook, run just before transformers logs its loading report. A checkpoint of another task
+        differs from this model by whole heads only: this model's head is new (a classifier on a pre-trained encoder)
+        or the checkpoint's is unused (features from a classifier). That is said in one line instead of a table of
+        MISSING / UNEXPECTED keys; any other difference (encoder weights, part of a head, shapes) keeps the report."""
+        super()._adjust_missing_and_unexpected_keys(loading_info)
+        heads = ("classifier.", "decoder.")
+        new, unused = loading_info.missing_keys, loading_info.unexpected_keys
+        own_head = {key for key in self.state_dict() if key.startswith(heads)}
+        if loading_info.mismatched_keys or (new and new != own_head) or not all(k.startswith(heads) for k in unused):
+            return
+        if new:
+            head = next(iter(new)).split(".")[0]
+            logger.warning(
+                f"{type(self).__name__}: the checkpoint has no {head} weights, so a new {head} was initialised; "
+                "train it before use."
+            )
+        if unused:
+            head = ", ".join(sorted({key.split(".")[0] for key in unused}))
+            logger.info(f"{type(self).__name__}: the checkpoint's {head} weights are not used by this model.")
+        loading_info.missing_keys, loading_info.unexpected_keys = set(), set()
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:

@@ -100,6 +100,8 @@ def test_from_pretrained_overrides_are_checked(tmp_path):
         MampConfig.from_pretrained(tmp_path, motion_aware_tau=float("nan"))
     with pytest.raises(MampConfigError, match="divisible by its number of attention heads"):
         MampForSkeletonClassification.from_pretrained(tmp_path, num_attention_heads=5)
+    with pytest.raises(MampConfigError, match="id2label is None; pass num_labels=N"):
+        MampForSkeletonClassification.from_pretrained(tmp_path, num_labels=5, id2label=None)
     loaded = MampForSkeletonClassification.from_pretrained(tmp_path, classifier_head="finetune", drop_path_rate=0.3)
     assert loaded.config.classifier_head == "finetune" and loaded.config.drop_path_rate == 0.3
 

@@ -491,3 +491,40 @@ def test_compiled_models_match_eager_with_fullgraph():
     assert torch.equal(step.mask, eager.mask)
     torch.testing.assert_close(step.loss, eager.loss)
     torch.testing.assert_close(model.mamp.embeddings.projection.weight.grad, eager_grad, atol=1e-5, rtol=1e-4)
+
+
+# --- loading reports ---------------------------------------------------------------------------
+
+
+def _load_logs(model_class, path, **kwargs) -> tuple[str, str]:
+    """What `model_class.from_pretrained(path)` logs: transformers' loading report, and this package's line."""
+    from transformers.testing_utils import CaptureLogger
+    from transformers.utils import logging
+
+    with CaptureLogger(logging.get_logger("transformers.modeling_utils")) as report:
+        with CaptureLogger(logging.get_logger("mamp_hub.modeling_mamp")) as ours:
+            model_class.from_pretrained(path, **kwargs)
+    return report.out, ours.out
+
+
+def test_a_new_or_unused_head_is_one_line_and_other_differences_keep_the_report(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    MampForMaskedMotionPrediction(tiny_config()).save_pretrained(tmp_path / "pretrained")
+    MampForSkeletonClassification(tiny_config()).save_pretrained(tmp_path / "classifier")
+
+    report, ours = _load_logs(MampForSkeletonClassification, tmp_path / "pretrained", classifier_head="finetune")
+    assert report == ""
+    assert ours == (
+        "MampForSkeletonClassification: the checkpoint has no classifier weights, so a new classifier was "
+        "initialised; train it before use.\n"
+    )
+    assert _load_logs(MampModel, tmp_path / "classifier") == ("", "")  # features: the head is just not used
+
+    # An encoder weight missing from the file is not a new head: the full report stays, and lists the head too.
+    weights = load_file(tmp_path / "pretrained" / "model.safetensors")
+    del weights["mamp.layernorm.weight"]
+    save_file(weights, tmp_path / "pretrained" / "model.safetensors", metadata={"format": "pt"})
+    report, ours = _load_logs(MampForSkeletonClassification, tmp_path / "pretrained", classifier_head="finetune")
+    assert "LOAD REPORT" in report and "layernorm.weight" in report and "classifier.fc1.weight" in report
+    assert ours == ""
