@@ -15,6 +15,8 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard
 
+from mamp_hub.release import replace_card_region
+
 TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "MODEL_CARD.md"
 
 # Used when the repository's template is not there (e.g. training/ copied elsewhere): same format, less prose.
@@ -122,8 +124,8 @@ def render_model_card(
         ]
 
     text = re.sub(r"<!--\n.*?-->\n\n", "", card.text, count=1, flags=re.DOTALL)  # the template's own notes
-    text = _replace_region(text, "checkpoint", _checkpoint_text(config, dataset_name, command, world_size))
-    text = _replace_region(text, "results", _results_text(metrics, card_config))
+    text = replace_card_region(text, "checkpoint", _checkpoint_text(config, dataset_name, command, world_size))
+    text = replace_card_region(text, "results", _results_text(metrics, card_config))
     card.text = text.replace("<org>/<repo>", repo_id)
     return card.content
 
@@ -133,14 +135,6 @@ def write_model_card(output_dir: str | Path, *args, **kwargs) -> Path:
     path = Path(output_dir) / "README.md"
     path.write_text(render_model_card(*args, **kwargs), encoding="utf-8")
     return path
-
-
-def _replace_region(text: str, name: str, content: str) -> str:
-    begin, end = f"<!-- mamp:begin {name} -->", f"<!-- mamp:end {name} -->"
-    if begin not in text or end not in text:
-        raise ValueError(f"The card template has no {begin} ... {end} region to fill.")
-    head, rest = text.split(begin, 1)
-    return f"{head}{begin}\n{content.strip()}\n{end}{rest.split(end, 1)[1]}"
 
 
 def _checkpoint_text(config: Mapping[str, Any], dataset_name: str, command: str, world_size: int) -> str:
