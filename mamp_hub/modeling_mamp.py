@@ -615,7 +615,7 @@ class MampModel(MampPreTrainedModel):
         recording = kwargs.get("output_hidden_states", config.output_hidden_states) or kwargs.get(
             "output_attentions", config.output_attentions
         )
-        present_persons = self._own_present_persons(present_persons, len(skeletons))
+        present_persons = self._own_present_persons(present_persons, skeletons.shape[0])
         if present_persons is None or self.training or recording:  # recorded states must cover every slot
             hidden_states = self.encode(patchify(skeletons, config.temporal_patch_size, config.joint_patch_size), **kwargs)
         else:
@@ -783,7 +783,7 @@ class MampForMaskedMotionPrediction(MampPreTrainedModel):
             check_noise(noise, (len(skeletons), num_segments * config.num_joint_patches))
         if not config.pretraining_skip_absent_persons:
             return skeletons, noise
-        present_persons = self.mamp._own_present_persons(present_persons, len(skeletons))
+        present_persons = self.mamp._own_present_persons(present_persons, skeletons.shape[0])
         if present_persons is None:  # reads the input: a device synchronisation, which the processor's index avoids
             present_persons = skeletons.flatten(1).any(dim=1).nonzero().flatten()
         if len(present_persons) == 0:  # a batch without any person keeps its slots rather than becoming empty

@@ -33,7 +33,7 @@ from torch import nn
 
 from .cli import console_script
 from .configuration_mamp import MampConfig
-from .modeling_mamp import MampForSkeletonClassification, MampModel, patchify
+from .modeling_mamp import MampForSkeletonClassification, MampModel
 
 INPUT_NAME = "skeleton_values"
 OUTPUT_NAMES = {"features": ("last_hidden_state", "pooler_output"), "classification": ("logits", "pooler_output")}
@@ -75,35 +75,21 @@ class OnnxExport:
 
 
 class MampOnnxModule(nn.Module):
-    """What is exported: the eval-mode forward of a `MampModel`, or of a `MampForSkeletonClassification` (its encoder,
-    then its head), with every person slot encoded, returning a tuple of tensors.
-
-    Every slot, absent (all-zero) ones included, goes through the encoder, as the models' forward does without
-    `present_persons`: no step depends on the values, so one graph serves any mix of one- and two-person clips, and
-    the features are those of the skipping path. The path is assembled from the models' own parts (`patchify`,
-    `MampModel.encode`, the head) rather than by calling `forward`, whose input checks read the batch size as a
-    Python number (`len`), which torch.export then fixes into the graph.
-    """
+    """What is exported: the eval-mode forward of a `MampModel` or a `MampForSkeletonClassification`, returning a
+    tuple of tensors. Without `present_persons` the forward encodes every person slot, absent (all-zero) ones
+    included: no step depends on the values, so one graph serves any mix of one- and two-person clips, and the
+    features are those of the skipping path."""
 
     def __init__(self, model: MampModel | MampForSkeletonClassification):
         super().__init__()
-        is_classifier = isinstance(model, MampForSkeletonClassification)
-        self.encoder: MampModel = model.mamp if is_classifier else model
-        self.classifier = model.classifier if is_classifier else None
+        self.model = model
+        self.output_names = OUTPUT_NAMES[export_task(model)]
 
     def forward(self, skeleton_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """`(B, M, T, V, C)` skeletons -> `logits` `(B, num_labels)` for a classifier, else `last_hidden_state`
         `(B, M, T_e, V_p, D)`; then `pooler_output` `(B, D)`."""
-        config = self.encoder.config
-        batch, persons, frames = skeleton_values.shape[:3]
-        patches = patchify(skeleton_values.flatten(0, 1), config.temporal_patch_size, config.joint_patch_size)
-        last_hidden_state = self.encoder.encode(patches).view(
-            batch, persons, frames // config.temporal_patch_size, config.num_joint_patches, -1
-        )
-        pooler_output = last_hidden_state.mean(dim=(1, 2, 3))
-        if self.classifier is None:
-            return last_hidden_state, pooler_output
-        return self.classifier(last_hidden_state, pooler_output), pooler_output
+        outputs = self.model(skeleton_values)
+        return tuple(outputs[name] for name in self.output_names)
 
 
 def export_task(model: MampModel | MampForSkeletonClassification) -> str:
