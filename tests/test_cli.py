@@ -42,6 +42,18 @@ BAD_INPUTS = {
         ["--raw-dir", "{tmp}/no-such-folder", "--output-dir", "{tmp}/out", "--cross-subject", "{tmp}/no-such.txt"],
         "no-such",  # the folder or the split file, whichever the script checks first
     ),
+    "export-onnx-missing-folder": (
+        "mamp-export-onnx",
+        "mamp_hub.onnx_export",
+        ["{tmp}/no-such-model", "{tmp}/out.npz"],
+        "no-such-model",
+    ),
+    "release-missing-source": (
+        "mamp-release",
+        "mamp_hub.release",
+        ["{tmp}/no-such-folder", "--output-dir", "{tmp}/out", "--org", "someone"],
+        "no-such-folder",
+    ),
     "synthetic-negative-count": (
         "mamp-synthetic",
         "mamp_hub.data.synthetic",
