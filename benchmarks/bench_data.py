@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
+from common import (
     Result,
     configure_torch,
     format_table,
@@ -45,9 +45,9 @@ from common import (  # noqa: E402
     write_json,
 )
 
-from mamp_hub import MampSkeletonProcessor  # noqa: E402
-from mamp_hub.data.prepare_ntu import prepare_ntu, process_skeleton_file  # noqa: E402
-from mamp_hub.data.synthetic import generate_synthetic_actions  # noqa: E402
+from mamp_hub import MampSkeletonProcessor
+from mamp_hub.data.prepare_ntu import prepare_ntu, process_skeleton_file
+from mamp_hub.data.synthetic import generate_synthetic_actions
 
 # ---------------------------------------------------------------------------------------------------- inputs
 

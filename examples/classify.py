@@ -54,8 +54,8 @@ def top_k_actions(
     probabilities = model(**inputs).logits.softmax(dim=-1)
     values, indices = probabilities.topk(min(k, probabilities.shape[-1]), dim=-1)
     return [
-        [(model.config.id2label[i], round(p, 4)) for i, p in zip(row_indices, row_values)]
-        for row_indices, row_values in zip(indices.tolist(), values.tolist())
+        [(model.config.id2label[i], round(p, 4)) for i, p in zip(row_indices, row_values, strict=True)]
+        for row_indices, row_values in zip(indices.tolist(), values.tolist(), strict=True)
     ]
 
 

@@ -31,7 +31,11 @@ from mamp_hub.trainer import SkeletonTrainer
 # Encoder sizes for training from scratch; a checkpoint brings its own.
 SCRATCH_SIZES = {
     "tiny": {
-        "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 256, "num_frames": 32
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "intermediate_size": 256,
+        "num_frames": 32,
     },
     "paper": {},
 }
@@ -42,9 +46,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output-dir", type=Path, default=Path("outputs/finetune"))
     parser.add_argument("--train-data", type=Path, help="labelled .npz (x_train, y_train, x_test, y_test)")
     parser.add_argument("--checkpoint", help="Hub id or folder of a pre-trained MAMP model (default: from scratch)")
-    parser.add_argument("--scratch-size", choices=sorted(SCRATCH_SIZES), default="tiny",
-                        help="model size without --checkpoint: 'tiny' trains in about a minute on a CPU, 'paper' is "
-                        "the paper's encoder (8 layers, width 256, 120 frames)")
+    parser.add_argument(
+        "--scratch-size",
+        choices=sorted(SCRATCH_SIZES),
+        default="tiny",
+        help="model size without --checkpoint: 'tiny' trains in about a minute on a CPU, 'paper' is "
+        "the paper's encoder (8 layers, width 256, 120 frames)",
+    )
     parser.add_argument("--epochs", type=float, default=3)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--learning-rate", type=float, default=3e-4)
@@ -106,7 +114,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     )
     trainer.train()
     metrics = trainer.evaluate(test_dataset)
-    print(f"test accuracy: top-1 {metrics['eval_top1']:.1f}%, top-5 {metrics['eval_top5']:.1f}% on {len(test_dataset)} clips")
+    print(
+        f"test accuracy: top-1 {metrics['eval_top1']:.1f}%, top-5 {metrics['eval_top5']:.1f}% on {len(test_dataset)} clips"
+    )
 
     model_dir = args.output_dir / "model"
     trainer.save_model(str(model_dir))

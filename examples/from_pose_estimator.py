@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> list[tuple[str, float]]:
     with torch.no_grad():
         probabilities = model(**processor(ntu)).logits.softmax(dim=-1)[0]
     values, indices = probabilities.topk(min(args.top_k, len(probabilities)))
-    top = [(model.config.id2label[i], round(p, 4)) for i, p in zip(indices.tolist(), values.tolist())]
+    top = [(model.config.id2label[i], round(p, 4)) for i, p in zip(indices.tolist(), values.tolist(), strict=True)]
     print(f"top-{len(top)}: " + ", ".join(f"{name} ({p:.1%})" for name, p in top))
     return top
 

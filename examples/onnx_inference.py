@@ -70,7 +70,7 @@ def run_onnx(onnx_path: Path, skeleton_values: np.ndarray) -> tuple[dict[str, np
     """The graph's outputs by name for `(B, M, T, V, C)` float32 clips, and the model config stored in the file."""
     session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     names = [output.name for output in session.get_outputs()]
-    outputs = dict(zip(names, session.run(names, {INPUT_NAME: skeleton_values})))
+    outputs = dict(zip(names, session.run(names, {INPUT_NAME: skeleton_values}), strict=True))
     config = json.loads(session.get_modelmeta().custom_metadata_map[CONFIG_METADATA_KEY])
     return outputs, config
 
@@ -80,7 +80,10 @@ def top_k_actions(logits: np.ndarray, id2label: dict[str, str], k: int) -> list[
     probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
     probabilities /= probabilities.sum(axis=1, keepdims=True)
     order = np.argsort(-probabilities, axis=1)[:, :k]
-    return [[(id2label[str(i)], round(float(row[i]), 4)) for i in top] for row, top in zip(probabilities, order)]
+    return [
+        [(id2label[str(i)], round(float(row[i]), 4)) for i in top]
+        for row, top in zip(probabilities, order, strict=True)
+    ]
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -57,7 +57,7 @@ def save_random_classifier(folder: Path) -> Path:
 def synthetic_clips(count: int) -> list[np.ndarray]:
     """`count` SYNTHETIC clips in the NTU row layout, (frames, 150) each, without their zero padding."""
     data = generate_synthetic_actions(count, seed=0)
-    return [sequence[:length] for sequence, length in zip(data.sequences, data.lengths)]
+    return [sequence[:length] for sequence, length in zip(data.sequences, data.lengths, strict=True)]
 
 
 def show(title: str, predictions: list[dict[str, Any]]) -> None:

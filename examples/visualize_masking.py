@@ -35,10 +35,18 @@ MASKED_COLOR, VISIBLE_COLOR, BONE_COLOR = "#d62728", "#1f4e9c", "#9a9a9a"
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output-dir", type=Path, default=Path("outputs/visualize_masking"))
-    parser.add_argument("--input", type=Path, help="a .npy sequence (frames, 25, 3) or (persons, frames, 25, 3); "
-                        "default: a synthetic one")
-    parser.add_argument("--action", type=int, default=0, choices=range(len(SYNTHETIC_ACTION_NAMES)),
-                        help="synthetic action to draw (0: wave right hand; see mamp_hub.data.synthetic)")
+    parser.add_argument(
+        "--input",
+        type=Path,
+        help="a .npy sequence (frames, 25, 3) or (persons, frames, 25, 3); default: a synthetic one",
+    )
+    parser.add_argument(
+        "--action",
+        type=int,
+        default=0,
+        choices=range(len(SYNTHETIC_ACTION_NAMES)),
+        help="synthetic action to draw (0: wave right hand; see mamp_hub.data.synthetic)",
+    )
     parser.add_argument("--checkpoint", help="Hub id or folder of a pre-trained MAMP model (default: random init)")
     parser.add_argument("--num-panels", type=int, default=6, help="time segments drawn in the top row")
     parser.add_argument("--seed", type=int, default=0, help="seed of the masking draw")
@@ -101,7 +109,7 @@ def draw(
         first_frame = segment * temporal_patch_size
         joints_now = skeletons[:, first_frame + temporal_patch_size // 2]  # (M, V, 3), the segment's middle frame
         axes = top.add_subplot(1, num_panels, column + 1)
-        for joints, masked in zip(joints_now, mask[:, segment].astype(bool)):
+        for joints, masked in zip(joints_now, mask[:, segment].astype(bool), strict=True):
             for child, parent in NTU_BONES:
                 axes.plot(*joints[[child, parent], :2].T, color=BONE_COLOR, linewidth=1.5, zorder=1)
             axes.scatter(*joints[~masked, :2].T, s=22, color=VISIBLE_COLOR, zorder=2)
@@ -120,8 +128,12 @@ def draw(
 
     maps = [
         (probability[0], "viridis", None, probability_title),
-        (mask[0], ListedColormap([VISIBLE_COLOR, MASKED_COLOR]), (0, 1),
-         f"mask drawn (Eq. 6): red = masked, {mask[0].mean():.0%} of tokens"),
+        (
+            mask[0],
+            ListedColormap([VISIBLE_COLOR, MASKED_COLOR]),
+            (0, 1),
+            f"mask drawn (Eq. 6): red = masked, {mask[0].mean():.0%} of tokens",
+        ),
     ]
     for position, (values, colormap, value_range, map_title) in enumerate(maps, start=1):
         axes = bottom.add_subplot(1, 2, position)

@@ -44,10 +44,10 @@ PIPELINE_REGISTRY.register_pipeline(
 __all__ = [
     "MampConfig",
     "MampConfigError",
-    "MampModel",
-    "MampPreTrainedModel",
     "MampForMaskedMotionPrediction",
     "MampForSkeletonClassification",
+    "MampModel",
+    "MampPreTrainedModel",
     "MampSkeletonProcessor",
     "SkeletonActionRecognitionPipeline",
     "SkeletonFeatureExtractionPipeline",

@@ -268,11 +268,14 @@ def infer_config(
     if kind != "pretrain":
         # A classifier checkpoint has no decoder; describe one shaped like the encoder so that the configuration is
         # valid for any width and depth (loading the folder for pre-training starts that decoder afresh).
-        values = dict(
-            decoder_hidden_size=values["hidden_size"],
-            decoder_num_hidden_layers=min(MampConfig().decoder_num_hidden_layers, values["num_hidden_layers"]),
-            decoder_intermediate_size=values["intermediate_size"],
-        ) | values
+        values = (
+            dict(
+                decoder_hidden_size=values["hidden_size"],
+                decoder_num_hidden_layers=min(MampConfig().decoder_num_hidden_layers, values["num_hidden_layers"]),
+                decoder_intermediate_size=values["intermediate_size"],
+            )
+            | values
+        )
     # The authors' decoder blocks take the encoder's head count.
     values.setdefault("decoder_num_attention_heads", values["num_attention_heads"])
     if kind == "pretrain":
@@ -414,9 +417,7 @@ def _verify_embedding(state_dict: dict[str, torch.Tensor], model: MampPreTrained
     weight, bias = state_dict["joints_embed.proj.weight"], state_dict["joints_embed.proj.bias"]
     skeletons = torch.randn(2, config.num_frames, config.num_joints, config.num_channels)
     official = F.conv2d(skeletons.permute(0, 3, 1, 2), weight, bias, stride=weight.shape[2:]).permute(0, 2, 3, 1)
-    ours = model.mamp.embeddings.projection(
-        patchify(skeletons, config.temporal_patch_size, config.joint_patch_size)
-    )
+    ours = model.mamp.embeddings.projection(patchify(skeletons, config.temporal_patch_size, config.joint_patch_size))
     return (official - ours).abs().max().item()
 
 
@@ -518,18 +519,33 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="mamp-convert", description="Convert an official MAMP .pth checkpoint into a save_pretrained folder."
     )
-    parser.add_argument("checkpoint", help="official checkpoint (.pth) from the authors' pre-training, "
-                        "linear-probe or fine-tune scripts")
+    parser.add_argument(
+        "checkpoint",
+        help="official checkpoint (.pth) from the authors' pre-training, linear-probe or fine-tune scripts",
+    )
     parser.add_argument("output_dir", help="folder to write the model and its processor into")
     parser.add_argument("--num-heads", type=int, help="attention heads, if the checkpoint's args lack them (paper: 8)")
-    parser.add_argument("--num-frames", type=int, help="frames the model takes (default: from the weights; another "
-                        "value needs --force and resamples the temporal position embeddings)")
-    parser.add_argument("--motion-aware-tau", type=float, help="masking temperature, if the checkpoint's args lack "
-                        "it (paper: 0.8; 0.75 for NTU-120)")
-    parser.add_argument("--id2label", help="action names: 'ntu60', 'ntu120', 'pku_mmd', or a JSON file "
-                        '{"0": name, ..., "N-1": name}')
-    parser.add_argument("--force", action="store_true", help="apply options that contradict what the checkpoint "
-                        "stores; the converted model then differs from the authors'")
+    parser.add_argument(
+        "--num-frames",
+        type=int,
+        help="frames the model takes (default: from the weights; another "
+        "value needs --force and resamples the temporal position embeddings)",
+    )
+    parser.add_argument(
+        "--motion-aware-tau",
+        type=float,
+        help="masking temperature, if the checkpoint's args lack it (paper: 0.8; 0.75 for NTU-120)",
+    )
+    parser.add_argument(
+        "--id2label",
+        help="action names: 'ntu60', 'ntu120', 'pku_mmd', or a JSON file {\"0\": name, ..., \"N-1\": name}",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="apply options that contradict what the checkpoint "
+        "stores; the converted model then differs from the authors'",
+    )
     options = parser.parse_args(argv)
 
     convert_checkpoint(

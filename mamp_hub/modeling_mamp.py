@@ -248,7 +248,9 @@ class MampEmbeddings(nn.Module):
         super().__init__()
         self.config = config
         self.projection = nn.Linear(config.patch_dim, config.hidden_size)
-        self.temporal_position_embeddings = nn.Parameter(torch.zeros(1, config.num_temporal_patches, 1, config.hidden_size))
+        self.temporal_position_embeddings = nn.Parameter(
+            torch.zeros(1, config.num_temporal_patches, 1, config.hidden_size)
+        )
         self.spatial_position_embeddings = nn.Parameter(torch.zeros(1, 1, config.num_joint_patches, config.hidden_size))
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
@@ -461,9 +463,7 @@ class MampLayer(GradientCheckpointingLayer):
 class MampEncoder(nn.Module):
     """A stack of `MampLayer`s; serves as the encoder and, with the decoder's sizes, as the decoder."""
 
-    def __init__(
-        self, config: MampConfig, hidden_size: int, num_layers: int, num_heads: int, intermediate_size: int
-    ):
+    def __init__(self, config: MampConfig, hidden_size: int, num_layers: int, num_heads: int, intermediate_size: int):
         super().__init__()
         # The authors' decoder takes the first rates of the encoder's stochastic-depth ramp (the config makes sure
         # the decoder is not the deeper one).
@@ -617,7 +617,9 @@ class MampModel(MampPreTrainedModel):
         )
         present_persons = self._own_present_persons(present_persons, skeletons.shape[0])
         if present_persons is None or self.training or recording:  # recorded states must cover every slot
-            hidden_states = self.encode(patchify(skeletons, config.temporal_patch_size, config.joint_patch_size), **kwargs)
+            hidden_states = self.encode(
+                patchify(skeletons, config.temporal_patch_size, config.joint_patch_size), **kwargs
+            )
         else:
             hidden_states = self._encode_present_persons(skeletons, present_persons)
 
@@ -941,13 +943,13 @@ class MampForSkeletonClassification(MampPreTrainedModel):
 
 
 __all__ = [
-    "MampModelOutput",
-    "MampForPreTrainingOutput",
-    "MampSkeletonClassifierOutput",
-    "MampPreTrainedModel",
-    "MampModel",
     "MampForMaskedMotionPrediction",
+    "MampForPreTrainingOutput",
     "MampForSkeletonClassification",
+    "MampModel",
+    "MampModelOutput",
+    "MampPreTrainedModel",
+    "MampSkeletonClassifierOutput",
     "extract_motion",
     "gumbel_masking_scores",
     "masked_mse_loss",

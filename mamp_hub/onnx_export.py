@@ -214,7 +214,7 @@ def verify_onnx(
     reference = model.eval()(clips.to(model.device), present_persons=present_person_slots(clips).to(model.device))
     model.train(was_training)
     differences = {}
-    for name, onnx_output in zip(OUTPUT_NAMES[task], onnx_outputs):
+    for name, onnx_output in zip(OUTPUT_NAMES[task], onnx_outputs, strict=True):
         expected = reference[name].float().cpu().numpy()
         if onnx_output.shape != expected.shape:
             raise OnnxVerificationError(
@@ -255,11 +255,11 @@ def _require_packages(verify: bool) -> None:
     if missing:
         raise ImportError(
             f"Exporting to ONNX needs {' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not "
-            "installed; pip install \"mamp-hub[onnx]\"."
+            'installed; pip install "mamp-hub[onnx]".'
         )
     if verify and importlib.util.find_spec("onnxruntime") is None:
         raise ImportError(
-            "Verifying the export needs onnxruntime, which is not installed; pip install \"mamp-hub[onnx]\", or skip "
+            'Verifying the export needs onnxruntime, which is not installed; pip install "mamp-hub[onnx]", or skip '
             "the check (--no-verify, verify=False)."
         )
 

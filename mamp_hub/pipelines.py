@@ -300,7 +300,10 @@ class SkeletonActionRecognitionPipeline(_SkeletonPipeline):
         logits = model_outputs["logits"][0].float()
         scores = {"softmax": logits.softmax(-1), "sigmoid": logits.sigmoid(), "none": logits}[function_to_apply]
         scores, ids = scores.topk(min(top_k, config.num_labels))
-        return [{"score": score, "label": config.id2label[i]} for score, i in zip(scores.tolist(), ids.tolist())]
+        return [
+            {"score": score, "label": config.id2label[i]}
+            for score, i in zip(scores.tolist(), ids.tolist(), strict=True)
+        ]
 
 
 @add_end_docstrings(build_pipeline_init_args(has_feature_extractor=True))

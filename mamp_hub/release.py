@@ -313,10 +313,10 @@ def render_release_card(
 _STAGE_DESCRIPTIONS = {
     "pretrain": "the authors' pre-trained encoder and motion decoder (`MampForMaskedMotionPrediction`; load the "
     "encoder alone with `MampModel`), pre-trained without labels",
-    "linear": "the authors' linear probe (`MampForSkeletonClassification`, `classifier_head=\"linear_probe\"`): "
+    "linear": 'the authors\' linear probe (`MampForSkeletonClassification`, `classifier_head="linear_probe"`): '
     "a linear classifier trained on their frozen pre-trained encoder",
     "finetune": "the authors' fine-tuned classifier (`MampForSkeletonClassification`, "
-    "`classifier_head=\"finetune\"`): their pre-trained encoder and a new head trained together",
+    '`classifier_head="finetune"`): their pre-trained encoder and a new head trained together',
 }
 
 
@@ -382,7 +382,7 @@ def _top1(release: Release) -> float:
 
 NOTHING_MEASURED = (
     "Nothing was measured by `mamp-hub` for these weights: they are the authors' checkpoint, converted, and this "
-    "package has not evaluated them on the test split yet. The authors' own numbers are in \"This checkpoint\" above."
+    'package has not evaluated them on the test split yet. The authors\' own numbers are in "This checkpoint" above.'
 )
 
 
@@ -472,7 +472,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--push", action="store_true", help="upload the folders (without it, no network access)")
     parser.add_argument("--private", action="store_true", help="create the repositories as private")
     parser.add_argument(
-        "--with-code", action="store_true",
+        "--with-code",
+        action="store_true",
         help="also save the model's code, for trust_remote_code=True loading without mamp-hub (docs/remote_code.md)",
     )
     parser.add_argument("--card-template", type=Path, default=DEFAULT_TEMPLATE, help="model card template")
@@ -493,7 +494,11 @@ def main(argv: list[str] | None = None) -> None:
     folders = []
     for checkpoint in checkpoints:
         folder = write_release(
-            checkpoint, options.output_dir, options.org, template=template, terms=options.terms,
+            checkpoint,
+            options.output_dir,
+            options.org,
+            template=template,
+            terms=options.terms,
             with_code=options.with_code,
         )
         print(f"{checkpoint.relative_path} (sha256 {checkpoint.sha256[:12]}) -> {folder}")

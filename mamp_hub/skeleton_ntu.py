@@ -147,7 +147,8 @@ NTU60_ACTION_NAMES: tuple[str, ...] = (
 )
 
 # NTU RGB+D 120 keeps the 60 classes above and appends these (A61-A120).
-NTU120_ACTION_NAMES: tuple[str, ...] = NTU60_ACTION_NAMES + (
+NTU120_ACTION_NAMES: tuple[str, ...] = (
+    *NTU60_ACTION_NAMES,
     "put on headphone",
     "take off headphone",
     "shoot at the basket",

@@ -88,6 +88,7 @@ MEDIAPIPE_JOINT_NAMES: tuple[str, ...] = (
     "left_foot_index",  # the toes
     "right_foot_index",
 )
+# fmt: off
 AZURE_KINECT_JOINT_NAMES: tuple[str, ...] = tuple(
     name.lower()
     for name in (
@@ -96,20 +97,40 @@ AZURE_KINECT_JOINT_NAMES: tuple[str, ...] = tuple(
         "CLAVICLE_RIGHT", "SHOULDER_RIGHT", "ELBOW_RIGHT", "WRIST_RIGHT", "HAND_RIGHT", "HANDTIP_RIGHT", "THUMB_RIGHT",
         "HIP_LEFT", "KNEE_LEFT", "ANKLE_LEFT", "FOOT_LEFT", "HIP_RIGHT", "KNEE_RIGHT", "ANKLE_RIGHT", "FOOT_RIGHT",
         "HEAD", "NOSE", "EYE_LEFT", "EAR_LEFT", "EYE_RIGHT", "EAR_RIGHT",
-    )  # fmt: skip
+    )
 )
+# fmt: on
 # The 22 body joints that SMPL, SMPL-H and SMPL-X share, in their order.
 _SMPL_BODY_JOINT_NAMES: tuple[str, ...] = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle", "right_ankle",
-    "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head", "left_shoulder",
-    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "pelvis",
+    "left_hip",
+    "right_hip",
+    "spine1",
+    "left_knee",
+    "right_knee",
+    "spine2",
+    "left_ankle",
+    "right_ankle",
+    "spine3",
+    "left_foot",
+    "right_foot",
+    "neck",
+    "left_collar",
+    "right_collar",
+    "head",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
 )  # fmt: skip
 # MANO's 15 joints of one hand; 1, 2, 3 are the knuckles from the palm outwards.
 _MANO_JOINTS: tuple[str, ...] = tuple(
     f"{finger}{number}" for finger in ("index", "middle", "pinky", "ring", "thumb") for number in (1, 2, 3)
 )
 _HAND_JOINTS = {side: tuple(f"{side}_{joint}" for joint in _MANO_JOINTS) for side in _SIDES}
-SMPL_JOINT_NAMES: tuple[str, ...] = _SMPL_BODY_JOINT_NAMES + ("left_hand", "right_hand")
+SMPL_JOINT_NAMES: tuple[str, ...] = (*_SMPL_BODY_JOINT_NAMES, "left_hand", "right_hand")
 SMPLH_JOINT_NAMES: tuple[str, ...] = _SMPL_BODY_JOINT_NAMES + _HAND_JOINTS["left"] + _HAND_JOINTS["right"]
 SMPLX_JOINT_NAMES: tuple[str, ...] = (
     _SMPL_BODY_JOINT_NAMES
@@ -292,7 +313,7 @@ def axes_matrix(axes: str) -> np.ndarray:
             "camera coordinates with x right, y down and z forward."
         )
     matrix = np.zeros((3, 3))
-    for row, (sign, axis) in enumerate(zip(match.groups()[::2], match.groups()[1::2])):
+    for row, (sign, axis) in enumerate(zip(match.groups()[::2], match.groups()[1::2], strict=True)):
         matrix[row, "xyz".index(axis)] = -1.0 if sign == "-" else 1.0
     return matrix
 

@@ -11,6 +11,8 @@ from safetensors import safe_open
 
 from mamp_hub import MampConfig
 
+pytest_plugins = ["hub_server"]  # the loopback Hub's `local_hub` fixture, for the tests that push and pull
+
 FIXTURES = Path(__file__).parent / "fixtures"
 REFERENCE = FIXTURES / "mamp_official_small.safetensors"
 OFFICIAL_CHECKPOINT = FIXTURES / "mamp_official_small_checkpoint-399.pth"
@@ -22,7 +24,7 @@ class Reference:
     def __init__(self, path: Path):
         with safe_open(str(path), "pt") as f:
             self.metadata = f.metadata()
-            self.tensors = {k: f.get_tensor(k) for k in f.keys()}
+            self.tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
         self.model_args = json.loads(self.metadata["config"])
 
     def __getitem__(self, key: str) -> torch.Tensor:
@@ -34,7 +36,9 @@ class Reference:
         return {
             k[len(prefix) :]: v
             for k, v in self.tensors.items()
-            if k.startswith(prefix) and k[len(prefix) :] not in outputs and not k.startswith(f"{prefix}motion_aware")
+            if k.startswith(prefix)
+            and k[len(prefix) :] not in outputs
+            and not k.startswith(f"{prefix}motion_aware")
             and not k.startswith(f"{prefix}random")
         }
 

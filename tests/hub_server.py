@@ -205,4 +205,3 @@ def client_env(hub_home: Path, endpoint: str, offline: bool = False) -> dict[str
     if offline:
         env["HF_HUB_OFFLINE"] = "1"
     return env
-

@@ -140,5 +140,5 @@ def test_traceback_is_shown_on_request(tmp_path, monkeypatch):
     from mamp_hub.convert import CheckpointError, main
 
     monkeypatch.setenv("MAMP_HUB_TRACEBACK", "1")
-    with pytest.raises(CheckpointError, match="no-such-checkpoint.pth does not exist"):
+    with pytest.raises(CheckpointError, match=r"no-such-checkpoint.pth does not exist"):
         main([str(tmp_path / "no-such-checkpoint.pth"), str(tmp_path / "out")])

@@ -177,7 +177,7 @@ def test_another_frame_count_is_forced_by_resampling_the_temporal_embeddings(ref
     """Forced, the converted model on 32 frames computes what the original computes on 32 frames."""
     path = tmp_path / "checkpoint.pth"
     original = classifier_and_checkpoint(reference, path, "finetune")  # 16 frames
-    with pytest.raises(CheckpointError, match="num_frames=32 .* fix 16"):
+    with pytest.raises(CheckpointError, match=r"num_frames=32 .* fix 16"):
         convert_checkpoint(path, verbose=False, num_frames=32)
     converted = convert_checkpoint(path, tmp_path / "converted", verbose=False, force=True, num_frames=32)
     assert converted.config.num_frames == 32 == MampSkeletonProcessor.from_pretrained(tmp_path / "converted").num_frames

@@ -91,8 +91,16 @@ def classifier_dir(tmp_path_factory) -> Path:
 
 def test_extract_features(pretrained_dir, tmp_path):
     features = load_example("extract_features").main(
-        ["--checkpoint", str(pretrained_dir), "--num-synthetic", "12", "--batch-size", "2",
-         "--output-dir", str(tmp_path)]
+        [
+            "--checkpoint",
+            str(pretrained_dir),
+            "--num-synthetic",
+            "12",
+            "--batch-size",
+            "2",
+            "--output-dir",
+            str(tmp_path),
+        ]
     )
     sequences = np.load(tmp_path / "synthetic.npz")["x_test"]  # (N, 300, 150): frames x (persons, joints, xyz)
     assert features.shape == (len(sequences), 32) and np.isfinite(features).all()
@@ -105,8 +113,14 @@ def test_extract_features(pretrained_dir, tmp_path):
     mtvc = sequences.reshape(len(sequences), 300, 2, 25, 3).transpose(0, 2, 1, 3, 4)
     np.save(tmp_path / "clips.npy", mtvc)
     again = load_example("extract_features").main(
-        ["--checkpoint", str(pretrained_dir), "--input", str(tmp_path / "clips.npy"),
-         "--output-dir", str(tmp_path / "npy")]
+        [
+            "--checkpoint",
+            str(pretrained_dir),
+            "--input",
+            str(tmp_path / "clips.npy"),
+            "--output-dir",
+            str(tmp_path / "npy"),
+        ]
     )
     np.testing.assert_allclose(again, features, atol=1e-5)
 
@@ -132,8 +146,18 @@ def test_classify_prints_top5_action_names(classifier_dir, tmp_path, capsys):
 
 def test_finetune_with_trainer_then_classify_with_the_result(pretrained_dir, tmp_path):
     metrics = load_example("finetune").main(
-        ["--checkpoint", str(pretrained_dir), "--num-synthetic", "16", "--batch-size", "4", "--epochs", "1",
-         "--output-dir", str(tmp_path)]
+        [
+            "--checkpoint",
+            str(pretrained_dir),
+            "--num-synthetic",
+            "16",
+            "--batch-size",
+            "4",
+            "--epochs",
+            "1",
+            "--output-dir",
+            str(tmp_path),
+        ]
     )
     model_dir = tmp_path / "model"
     model = MampForSkeletonClassification.from_pretrained(model_dir).eval()
@@ -147,8 +171,16 @@ def test_finetune_with_trainer_then_classify_with_the_result(pretrained_dir, tmp
     # The encoder came from the pre-trained checkpoint (and was trained on), the head is new.
     assert model.config.classifier_head == "finetune" and model.config.hidden_size == 32
     predictions = load_example("classify").main(
-        ["--checkpoint", str(model_dir), "--input", str(tmp_path / "synthetic.npz"), "--limit", "2",
-         "--output-dir", str(tmp_path / "classify")]
+        [
+            "--checkpoint",
+            str(model_dir),
+            "--input",
+            str(tmp_path / "synthetic.npz"),
+            "--limit",
+            "2",
+            "--output-dir",
+            str(tmp_path / "classify"),
+        ]
     )
     assert [record["top_k"][0]["action"] for record in predictions] == [
         model.config.id2label[i] for i in predicted[:2].tolist()

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from conftest import tiny_config
+from hub_server import ROOT, client_env, run_client
 from huggingface_hub import ModelCard
-from hub_server import ROOT, client_env, local_hub, run_client  # noqa: F401 (local_hub is a fixture)
 
 from mamp_hub import MampForSkeletonClassification, MampSkeletonProcessor
 
@@ -89,8 +89,10 @@ def test_push_to_hub_and_from_pretrained_through_http(local_hub, tmp_path):
     commit = local_hub.commit_hash(REPO_ID)
     for method in ("HEAD", "GET"):
         for filename in ("model.safetensors", "preprocessor_config.json"):
-            assert any(m == method and re.fullmatch(rf"/{REPO_ID}/resolve/(main|{commit})/{filename}", p)
-                       for m, p in local_hub.requests), (method, filename)
+            assert any(
+                m == method and re.fullmatch(rf"/{REPO_ID}/resolve/(main|{commit})/{filename}", p)
+                for m, p in local_hub.requests
+            ), (method, filename)
     assert (home / "hub" / f"models--{REPO_ID.replace('/', '--')}" / "snapshots" / commit / "config.json").exists()
 
     requests_before = len(local_hub.requests)

@@ -179,9 +179,7 @@ def test_four_dimensional_input_is_one_person(config):
     model = MampModel(config).eval()
     skeletons = torch.randn(2, 16, 25, 3)
     with torch.no_grad():
-        torch.testing.assert_close(
-            model(skeletons).last_hidden_state, model(skeletons.unsqueeze(1)).last_hidden_state
-        )
+        torch.testing.assert_close(model(skeletons).last_hidden_state, model(skeletons.unsqueeze(1)).last_hidden_state)
 
 
 def test_absent_person_fast_path_is_exact(config):
@@ -312,7 +310,7 @@ def test_save_pretrained_round_trip_keeps_every_output(reference, tmp_path):
         kwargs = {"noise": reference["pretrain.motion_aware.noise"]} if name == "pretrain" else {}
         with torch.no_grad():
             before, after = model(reference.skeleton_values, **kwargs), loaded(reference.skeleton_values, **kwargs)
-        for key in before.keys():
+        for key in before:
             torch.testing.assert_close(after[key], before[key], atol=0, rtol=0, msg=f"{name}.{key}")
 
 
@@ -331,7 +329,9 @@ def test_auto_classes_and_encoder_transfer(reference, tmp_path):
         tmp_path, num_labels=60, classifier_head="finetune", drop_path_rate=0.3
     )
     assert classifier.config.num_labels == 60 and classifier.config.drop_path_rate == 0.3
-    for (name, ours), theirs in zip(classifier.mamp.state_dict().items(), pretrained.mamp.state_dict().values()):
+    for (name, ours), theirs in zip(
+        classifier.mamp.state_dict().items(), pretrained.mamp.state_dict().values(), strict=True
+    ):
         torch.testing.assert_close(ours, theirs, msg=name)
     assert classifier.classifier.fc2.weight.shape == (60, 2048)
     bound = (6 / (2048 + 60)) ** 0.5  # the new head is xavier-uniform initialised, not left at zero
@@ -456,8 +456,6 @@ def test_pretraining_accepts_and_ignores_labels(config):
     )
 
 
-
-
 # --- torch.compile -------------------------------------------------------------------------------
 
 
@@ -501,9 +499,11 @@ def _load_logs(model_class, path, **kwargs) -> tuple[str, str]:
     from transformers.testing_utils import CaptureLogger
     from transformers.utils import logging
 
-    with CaptureLogger(logging.get_logger("transformers.modeling_utils")) as report:
-        with CaptureLogger(logging.get_logger("mamp_hub.modeling_mamp")) as ours:
-            model_class.from_pretrained(path, **kwargs)
+    with (
+        CaptureLogger(logging.get_logger("transformers.modeling_utils")) as report,
+        CaptureLogger(logging.get_logger("mamp_hub.modeling_mamp")) as ours,
+    ):
+        model_class.from_pretrained(path, **kwargs)
     return report.out, ours.out
 
 

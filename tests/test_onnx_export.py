@@ -15,8 +15,13 @@ import torch
 from conftest import tiny_config
 from test_examples import load_example
 
-from mamp_hub import MampForMaskedMotionPrediction, MampForSkeletonClassification, MampModel, MampSkeletonProcessor
-from mamp_hub import onnx_export
+from mamp_hub import (
+    MampForMaskedMotionPrediction,
+    MampForSkeletonClassification,
+    MampModel,
+    MampSkeletonProcessor,
+    onnx_export,
+)
 from mamp_hub.onnx_export import (
     CONFIG_METADATA_KEY,
     EXPORT_BATCH_SIZE,
@@ -91,7 +96,7 @@ def test_onnx_runtime_matches_pytorch_on_other_batch_sizes_and_person_mixes(expo
             with torch.no_grad():
                 every_slot = model(skeletons)
                 skipping = model(skeletons, present_persons=present_person_slots(skeletons))
-            for name, output in zip(OUTPUT_NAMES[task], outputs):
+            for name, output in zip(OUTPUT_NAMES[task], outputs, strict=True):
                 for expected in (every_slot, skipping):
                     np.testing.assert_allclose(output, expected[name].numpy(), rtol=0, atol=ATOL, err_msg=name)
 
@@ -172,9 +177,9 @@ def test_an_export_that_differs_from_pytorch_fails(classifier_dir, tmp_path, cap
 
 
 def test_models_that_cannot_be_exported(tmp_path):
-    with pytest.raises(TypeError, match="pass its encoder, model.mamp"):
+    with pytest.raises(TypeError, match=r"pass its encoder, model.mamp"):
         export_onnx(MampForMaskedMotionPrediction(tiny_config()), tmp_path / "model.onnx")
-    with pytest.raises(TypeError, match="float32 model, got torch.bfloat16"):
+    with pytest.raises(TypeError, match=r"float32 model, got torch.bfloat16"):
         export_onnx(MampModel(tiny_config()).to(torch.bfloat16), tmp_path / "model.onnx")
     with pytest.raises(IsADirectoryError, match="is a folder"):
         export_onnx(MampModel(tiny_config()), tmp_path)

@@ -96,7 +96,7 @@ def test_a_batch_gives_one_list_per_clip(checkpoint, classifier, batch_size):
     for inputs in (batch, tuple(batch)):
         results = classifier(inputs, batch_size=batch_size)
         assert len(results) == len(batch)
-        for predictions, clip_logits in zip(results, logits):
+        for predictions, clip_logits in zip(results, logits, strict=True):
             assert_top_k_of(predictions, clip_logits)
 
 
@@ -121,7 +121,7 @@ def test_an_array_or_file_of_several_clips_is_a_batch(checkpoint, classifier, tm
     for batch, kwargs in inputs:
         results = classifier(batch, **kwargs)
         assert len(results) == 3, batch
-        for predictions, clip_logits in zip(results, logits):
+        for predictions, clip_logits in zip(results, logits, strict=True):
             assert_top_k_of(predictions, clip_logits)
 
 
@@ -173,7 +173,9 @@ def test_feature_extraction_gives_the_pooled_embedding(checkpoint):
     embedding = embedder(batch[0])
     assert len(embedding) == 32
     np.testing.assert_allclose(embedding, outputs.pooler_output[0].numpy(), rtol=0, atol=ATOL)
-    for features, expected in zip(embedder(batch, batch_size=2, return_tensors=True), outputs.pooler_output):
+    for features, expected in zip(
+        embedder(batch, batch_size=2, return_tensors=True), outputs.pooler_output, strict=True
+    ):
         torch.testing.assert_close(features, expected, rtol=0, atol=ATOL)
     tokens = embedder(batch[0], pool=False, return_tensors=True)
     torch.testing.assert_close(tokens, outputs.last_hidden_state[0], rtol=0, atol=ATOL)  # (M, segments, joints, D)

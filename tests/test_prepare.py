@@ -130,8 +130,18 @@ def test_ntu120_copies_a_lone_actor_and_splits_by_setup(ntu_raw, tmp_path):
     missing = tmp_path / "NTU_RGBD120_samples_with_missing_skeletons.txt"
     missing.write_text("S001C003P004R001A023\n")
     prepare_ntu_main(
-        ["--dataset", "ntu120", "--raw-dir", str(raw), "--output-dir", str(tmp_path / "out"), "--workers", "0"]
-        + ["--missing-skeletons", str(missing)]
+        [
+            "--dataset",
+            "ntu120",
+            "--raw-dir",
+            str(raw),
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--workers",
+            "0",
+            "--missing-skeletons",
+            str(missing),
+        ]
     )
     with np.load(tmp_path / "out" / "NTU120_XSet.npz") as xset:  # even setups train, odd ones test
         np.testing.assert_array_equal(xset["x_train"][0, :, :75], expected["S002C003P001R001A010"][:, :75])
@@ -149,7 +159,7 @@ def test_ntu120_copies_a_lone_actor_and_splits_by_setup(ntu_raw, tmp_path):
 
 
 def test_ntu_refuses_folders_without_skeleton_files(tmp_path):
-    with pytest.raises(ValueError, match="No NTU .skeleton files"):
+    with pytest.raises(ValueError, match=r"No NTU .skeleton files"):
         prepare_ntu([tmp_path], tmp_path / "out", progress=False)
     with pytest.raises(ValueError, match="ntu60"):
         prepare_ntu([tmp_path], tmp_path / "out", dataset="ntu", progress=False)

@@ -254,7 +254,7 @@ def test_resuming_skips_a_checkpoint_whose_save_did_not_finish(synthetic_npz, tm
     (tmp_path / "checkpoint-4" / RECORD_NAME).unlink()
     (tmp_path / "checkpoint-4" / "optimizer.pt").write_bytes(b"")
     resume = f"trainer.resume_from_checkpoint={tmp_path / 'checkpoint-4'}"
-    with pytest.raises(ValueError, match="checkpoint-4.* not a complete checkpoint"):
+    with pytest.raises(ValueError, match=r"checkpoint-4.* not a complete checkpoint"):
         run(pretrain_recipe(synthetic_npz, tmp_path, *settings, resume), callbacks=[NoTraining()])
     start = TrainingStart()
     with caplog.at_level(logging.WARNING, logger="training.checkpoints"):

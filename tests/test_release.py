@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import OFFICIAL_CHECKPOINT, Reference
+from hub_server import client_env, run_python
 from huggingface_hub import ModelCard
-from hub_server import client_env, local_hub, run_python  # noqa: F401 (local_hub is a fixture)
 
 from mamp_hub import MampForMaskedMotionPrediction, MampForSkeletonClassification
-from mamp_hub.release import REPORTED_TOP1, RELEASES, ReleaseError, find_checkpoints, main
+from mamp_hub.release import RELEASES, REPORTED_TOP1, ReleaseError, find_checkpoints, main
 from mamp_hub.skeletons import get_id2label
 
 ORG = "mamp-test"
@@ -90,19 +90,35 @@ def test_checkpoints_are_identified_by_path_and_contents(reference, tmp_path):
 @pytest.mark.parametrize(
     ("path", "stage", "num_classes", "data_path", "message"),
     [
-        ("ntu60_xsub/finetune/checkpoint.pth", "finetune", 120, None,
-         "its path says dataset 'ntu60' but its contents say 'ntu120'"),
-        ("ntu60_xsub/finetune/checkpoint.pth", "linear", 60, None,
-         "its path says stage 'finetune' but its contents say 'linear'"),
+        (
+            "ntu60_xsub/finetune/checkpoint.pth",
+            "finetune",
+            120,
+            None,
+            "its path says dataset 'ntu60' but its contents say 'ntu120'",
+        ),
+        (
+            "ntu60_xsub/finetune/checkpoint.pth",
+            "linear",
+            60,
+            None,
+            "its path says stage 'finetune' but its contents say 'linear'",
+        ),
         ("checkpoint.pth", "finetune", 60, None, "neither its path nor its contents tell its protocol"),
-        ("xsub/checkpoint.pth", "finetune", 60, "data/ntu120/NTU120_XSub.npz",
-         "its head has 60 classes \\(ntu60\\) but its args name the data file"),
+        (
+            "xsub/checkpoint.pth",
+            "finetune",
+            60,
+            "data/ntu120/NTU120_XSub.npz",
+            "its head has 60 classes \\(ntu60\\) but its args name the data file",
+        ),
         ("ntu60_xset/checkpoint.pth", "finetune", 60, None, "ntu60 xset, which has no released checkpoint"),
         ("ntu60_xsub_joint/finetune_mae_t120/checkpoint.pth", "finetune", 60, None, "SkeletonMAE baseline"),
     ],
 )
-def test_checkpoints_that_cannot_be_identified_are_refused(reference, tmp_path, path, stage, num_classes,
-                                                           data_path, message):
+def test_checkpoints_that_cannot_be_identified_are_refused(
+    reference, tmp_path, path, stage, num_classes, data_path, message
+):
     save_official(reference, tmp_path / path, stage, num_classes=num_classes, data_path=data_path)
     with pytest.raises(ReleaseError, match=message):
         find_checkpoints(tmp_path)
@@ -111,8 +127,11 @@ def test_checkpoints_that_cannot_be_identified_are_refused(reference, tmp_path, 
 def test_two_files_for_one_repository_are_refused(reference, tmp_path):
     save_official(reference, tmp_path / "ntu60_xsub_joint/linear_a/checkpoint-99.pth", "linear", num_classes=60)
     save_official(reference, tmp_path / "ntu60_xsub_joint/linear_b/checkpoint-99.pth", "linear", num_classes=60)
-    with pytest.raises(ReleaseError, match="linear_a/checkpoint-99.pth and .*linear_b.* are both "
-                                           "mamp-ntu60-xsub-linear"):
+    with pytest.raises(
+        ReleaseError,
+        match=r"linear_a/checkpoint-99.pth and .*linear_b.* are both "
+        "mamp-ntu60-xsub-linear",
+    ):
         find_checkpoints(tmp_path)
 
 
@@ -125,8 +144,12 @@ def test_dry_run_writes_one_folder_per_repository_with_its_card(reference, tmp_p
     assert "not in" in report and "mamp-ntu120-xsub-pretrain" in report  # what the folder lacked
 
     names = {path.name for path in output.iterdir()}
-    assert names == {"mamp-ntu60-xsub-pretrain", "mamp-ntu60-xsub-linear", "mamp-ntu60-xsub-finetune",
-                     "mamp-ntu120-xset-finetune"}
+    assert names == {
+        "mamp-ntu60-xsub-pretrain",
+        "mamp-ntu60-xsub-linear",
+        "mamp-ntu60-xsub-finetune",
+        "mamp-ntu120-xset-finetune",
+    }
     for name in names:
         files = {path.name for path in (output / name).iterdir()}
         assert files == {"config.json", "model.safetensors", "preprocessor_config.json", "README.md"}, name
@@ -142,9 +165,11 @@ def test_dry_run_writes_one_folder_per_repository_with_its_card(reference, tmp_p
     assert sha256(OFFICIAL_CHECKPOINT) in card.text and PRETRAIN_60 in card.text
     assert "85.0 % with a linear probe (`mamp-test/mamp-ntu60-xsub-linear`)" in card.text
 
-    for name, dataset, top1 in (("mamp-ntu60-xsub-finetune", "ntu_rgbd_60", 93.0),
-                                ("mamp-ntu60-xsub-linear", "ntu_rgbd_60", 85.0),
-                                ("mamp-ntu120-xset-finetune", "ntu_rgbd_120", 91.5)):
+    for name, dataset, top1 in (
+        ("mamp-ntu60-xsub-finetune", "ntu_rgbd_60", 93.0),
+        ("mamp-ntu60-xsub-linear", "ntu_rgbd_60", 85.0),
+        ("mamp-ntu120-xset-finetune", "ntu_rgbd_120", 91.5),
+    ):
         card = ModelCard.load(output / name / "README.md")
         pretrained = name.rsplit("-", 1)[0] + "-pretrain"
         assert card.data.base_model == f"{ORG}/{pretrained}" and card.data.pipeline_tag == "video-classification"
@@ -208,8 +233,15 @@ def test_push_fails_half_way_and_resumes(reference, local_hub, tmp_path):
     build_source(reference, source)
     env = client_env(tmp_path / "hf_home", local_hub.url)
     command = ["-m", "mamp_hub.release", str(source), "--output-dir", str(output), "--org", ORG, "--with-code"]
-    order = [f"{ORG}/{name}" for name in ("mamp-ntu60-xsub-pretrain", "mamp-ntu60-xsub-linear",
-                                          "mamp-ntu60-xsub-finetune", "mamp-ntu120-xset-finetune")]
+    order = [
+        f"{ORG}/{name}"
+        for name in (
+            "mamp-ntu60-xsub-pretrain",
+            "mamp-ntu60-xsub-linear",
+            "mamp-ntu60-xsub-finetune",
+            "mamp-ntu120-xset-finetune",
+        )
+    ]
 
     dry = run_python(command, env)
     assert dry.returncode == 0, dry.stderr

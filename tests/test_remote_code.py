@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import tiny_config
-from hub_server import client_env, local_hub, run_client  # noqa: F401 (local_hub is a fixture)
+from hub_server import client_env, run_client
 
 from mamp_hub import MampForSkeletonClassification, MampSkeletonProcessor
 from mamp_hub.hub import AUTO_MAP, save_with_code
@@ -83,7 +83,7 @@ def tiny_classifier() -> tuple[MampForSkeletonClassification, MampSkeletonProces
 def test_save_with_code_writes_the_modules_and_the_auto_map(tmp_path):
     model, processor = tiny_classifier()
     copied = {path.name for path in save_with_code(model, processor, tmp_path)}
-    assert CODE_FILES <= copied and copied <= {path.name for path in tmp_path.iterdir()}
+    assert copied >= CODE_FILES and copied <= {path.name for path in tmp_path.iterdir()}
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["auto_map"] == AUTO_MAP
     assert config["auto_map"]["AutoModelForVideoClassification"] == "modeling_mamp.MampForSkeletonClassification"
@@ -123,7 +123,7 @@ def test_trust_remote_code_loads_without_the_package(local_hub, tmp_path):
     env = client_env(tmp_path / "hf_home", local_hub.url)
     run_client(PUSH, str(source), REPO_ID, env=env)
     assert local_hub.commits[REPO_ID] == 1
-    assert CODE_FILES <= set(local_hub.repos[REPO_ID])
+    assert set(local_hub.repos[REPO_ID]) >= CODE_FILES
 
     loaded = json.loads(run_client(LOAD_WITHOUT_PACKAGE, REPO_ID, env=env).splitlines()[-1])
     assert not loaded["mamp_hub_loaded"]

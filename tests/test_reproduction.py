@@ -153,7 +153,9 @@ def test_semi_supervised_recipe_checks(tmp_path, synthetic_npz):
     with pytest.raises(ValueError, match=r"global_batch_size=9 is not divisible by data\.subset_processes=2"):
         training_arguments(config, world_size=1)
     config = load_config(CONFIGS / "ntu60_xsub" / "finetune.yaml", [*overrides, "data.subset_processes=2"])
-    with pytest.raises(ValueError, match=r"subset_processes=2 samples per-process .*train_fraction=1\.0 keeps them all"):
+    with pytest.raises(
+        ValueError, match=r"subset_processes=2 samples per-process .*train_fraction=1\.0 keeps them all"
+    ):
         run(config)
 
 

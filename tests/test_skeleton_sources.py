@@ -65,11 +65,13 @@ def ntu_skeletons() -> np.ndarray:
     """(frames, 25, 3) float64 synthetic NTU skeletons: the valid frames of a few generated clips."""
     data = generate_synthetic_actions(6, seed=3)
     sequences = data.sequences.reshape(len(data.sequences), -1, 2, 25, 3)
-    return np.concatenate([seq[:length, 0] for seq, length in zip(sequences, data.lengths)]).astype(np.float64)
+    return np.concatenate([seq[:length, 0] for seq, length in zip(sequences, data.lengths, strict=True)]).astype(
+        np.float64
+    )
 
 
 def test_sources_list_their_joints():
-    assert SKELETON_SOURCES == tuple(NUM_JOINTS)
+    assert tuple(NUM_JOINTS) == SKELETON_SOURCES
     assert {source: len(names) for source, names in SOURCE_JOINT_NAMES.items()} == NUM_JOINTS
     assert SOURCE_JOINT_NAMES["smplx"][:22] == SOURCE_JOINT_NAMES["smplh"][:22] == SOURCE_JOINT_NAMES["smpl"][:22]
     for source in SKELETON_SOURCES:
@@ -207,9 +209,7 @@ def test_zero_padding_frames_stay_zero_and_translation_carries_over(ntu_skeleton
     np.testing.assert_allclose(to_ntu(joints[1:] + offset, source), converted[1:] + offset_in_ntu, atol=1e-9)
 
 
-@pytest.mark.parametrize(
-    ("source", "extra"), [("smpl", 45), ("smplh", 73), ("smplx", 127), ("smplx", 144)]
-)
+@pytest.mark.parametrize(("source", "extra"), [("smpl", 45), ("smplh", 73), ("smplx", 127), ("smplx", 144)])
 def test_smplx_package_outputs_with_extra_points_are_accepted(ntu_skeletons, source, extra):
     joints = source_from_ntu(ntu_skeletons[:3], source)
     padded = np.concatenate([joints, np.full((3, extra - len(joints[0]), 3), 7.0)], axis=1)

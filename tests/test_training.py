@@ -52,7 +52,7 @@ def test_overrides_and_extends(tmp_path):
     config = load_config(tmp_path / "child.yaml", ["schedule.learning_rate=3e-4", "optimizer.betas=[0.9, 0.95]"])
     assert config["schedule"] == {"epochs": 20, "learning_rate": 3e-4, "global_batch_size": 8}
     assert config["optimizer"]["betas"] == [0.9, 0.95]
-    with pytest.raises(ValueError, match="section.key=value"):
+    with pytest.raises(ValueError, match=r"section.key=value"):
         load_config(tmp_path / "child.yaml", ["schedule.epochs"])
     with pytest.raises(ValueError, match="Unknown key shedule; did you mean schedule"):
         load_config(tmp_path / "child.yaml", ["shedule.epochs=3"])
@@ -269,9 +269,9 @@ def test_tiny_recipe_pretraining_budget():
 
 
 def test_data_section_errors(synthetic_npz):
-    with pytest.raises(ValueError, match="data.dataset must be one of"):
+    with pytest.raises(ValueError, match=r"data.dataset must be one of"):
         build_datasets({"dataset": "synthetic", "path": str(synthetic_npz)})
-    with pytest.raises(ValueError, match="data.path is required"):
+    with pytest.raises(ValueError, match=r"data.path is required"):
         build_datasets({"dataset": "ntu"})
     full, _, id2label = build_datasets({"dataset": "npz", "path": str(synthetic_npz)})
     labelled, _, _ = build_datasets({"dataset": "npz", "path": str(synthetic_npz), "train_fraction": 0.1})

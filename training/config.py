@@ -260,7 +260,7 @@ def _describe(annotation: Any) -> str:
 def _load_file(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     path = path.resolve()
     if path in seen:
-        raise ValueError(f"Config files extend each other in a cycle: {' -> '.join(map(str, seen + (path,)))}.")
+        raise ValueError(f"Config files extend each other in a cycle: {' -> '.join(map(str, (*seen, path)))}.")
     if not path.is_file():
         raise ValueError(f"Config file {path} does not exist; the recipes are in training/configs/.")
     with open(path, encoding="utf-8") as f:
@@ -270,7 +270,7 @@ def _load_file(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     bases = own.pop("extends", [])
     config: dict[str, Any] = {}
     for base in [bases] if isinstance(bases, str) else bases:
-        config = merge(config, _load_file(path.parent / base, seen + (path,)))
+        config = merge(config, _load_file(path.parent / base, (*seen, path)))
     return merge(config, own)
 
 

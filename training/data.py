@@ -1,13 +1,13 @@
 """The `data` section of a recipe -> training and test sets, and the processor that turns their items into inputs.
 
-    data:
-      dataset: ntu | pku | npz          # NTU RGB+D / PKU-MMD class names, or those the file holds (any .npz)
-      path: data/ntu/NTU60_XSub.npz     # the standard .npz file (x_train, y_train, x_test, y_test)
-      train_fraction: 1.0               # semi-supervised protocols: 0.01 or 0.1 of the labelled training clips
-      subset_seed: 0                    # which clips those are (the authors' feeder: the run seed + the rank)
-      subset_processes: 1               # train on the subsets of this many processes, as the authors' 2-process
-                                        # runs did (each drew its own with subset_seed + rank): training/sampling.py
-      processor: {}                     # MampSkeletonProcessor options (crop ratios, rotation)
+data:
+  dataset: ntu | pku | npz          # NTU RGB+D / PKU-MMD class names, or those the file holds (any .npz)
+  path: data/ntu/NTU60_XSub.npz     # the standard .npz file (x_train, y_train, x_test, y_test)
+  train_fraction: 1.0               # semi-supervised protocols: 0.01 or 0.1 of the labelled training clips
+  subset_seed: 0                    # which clips those are (the authors' feeder: the run seed + the rank)
+  subset_processes: 1               # train on the subsets of this many processes, as the authors' 2-process
+                                    # runs did (each drew its own with subset_seed + rank): training/sampling.py
+  processor: {}                     # MampSkeletonProcessor options (crop ratios, rotation)
 """
 
 from __future__ import annotations

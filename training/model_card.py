@@ -47,9 +47,9 @@ in the `transformers` API of `mamp-hub`. Load it with `from_pretrained("<org>/<r
 
 PROTOCOL_DESCRIPTIONS = {
     "pretrain": "the pre-trained encoder and decoder (`MampForMaskedMotionPrediction`), pre-trained without labels",
-    "linear_probe": "a linear probe (`MampForSkeletonClassification`, `classifier_head=\"linear_probe\"`): "
+    "linear_probe": 'a linear probe (`MampForSkeletonClassification`, `classifier_head="linear_probe"`): '
     "a linear classifier trained on the frozen encoder",
-    "finetune": "a fine-tuned classifier (`MampForSkeletonClassification`, `classifier_head=\"finetune\"`), "
+    "finetune": 'a fine-tuned classifier (`MampForSkeletonClassification`, `classifier_head="finetune"`), '
     "encoder and head trained together",
 }
 
@@ -147,7 +147,10 @@ def _checkpoint_text(config: Mapping[str, Any], dataset_name: str, command: str,
     ]
     if protocol != "pretrain":
         source = config.get("init_from")
-        lines += [f"Initialised from: `{source}`." if source else "Initialised from random weights (no pre-training).", ""]
+        lines += [
+            f"Initialised from: `{source}`." if source else "Initialised from random weights (no pre-training).",
+            "",
+        ]
     data = config["data"]
     hyperparameters = {
         "epochs": schedule["epochs"],
@@ -161,19 +164,21 @@ def _checkpoint_text(config: Mapping[str, Any], dataset_name: str, command: str,
     }
     if protocol == "pretrain":
         hyperparameters.update(
-            {key: model[key] for key in ("masking_strategy", "mask_ratio", "motion_aware_tau", "pretraining_target")
-             if key in model}
+            {
+                key: model[key]
+                for key in ("masking_strategy", "mask_ratio", "motion_aware_tau", "pretraining_target")
+                if key in model
+            }
         )
     else:
-        hyperparameters.update(
-            {key: model[key] for key in ("drop_path_rate", "label_smoothing") if key in model}
-        )
+        hyperparameters.update({key: model[key] for key in ("drop_path_rate", "label_smoothing") if key in model})
         if data.get("train_fraction", 1.0) < 1.0:
             hyperparameters["labelled training fraction"] = data["train_fraction"]
             processes, seed = data.get("subset_processes", 1), data.get("subset_seed", 0)
             hyperparameters["labelled subsets"] = (
                 f"{processes}, one per simulated process as in the authors' runs (seeds {seed}..{seed + processes - 1})"
-                if processes > 1 else f"1 (seed {seed})"
+                if processes > 1
+                else f"1 (seed {seed})"
             )
         group = model.get("classifier_batch_norm_group_size")
         hyperparameters["head BatchNorm statistics"] = (
@@ -192,8 +197,9 @@ def _results_text(metrics: Mapping[str, float], card_config: Mapping[str, Any]) 
     if not metrics:
         return "Nothing was measured for this checkpoint."
     rows = [
-        f"| {METRIC_LABELS.get(key, key)} | {value:.2f} |" if isinstance(value, float) else
-        f"| {METRIC_LABELS.get(key, key)} | {value} |"
+        f"| {METRIC_LABELS.get(key, key)} | {value:.2f} |"
+        if isinstance(value, float)
+        else f"| {METRIC_LABELS.get(key, key)} | {value} |"
         for key, value in metrics.items()
     ]
     lines = ["Measured by the run that produced these weights (command above):", "", "| metric | value |", "|---|---|"]

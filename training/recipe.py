@@ -225,9 +225,7 @@ def check_batch_norm_groups(model_config: MampConfig, per_device_batch: int) -> 
         )
 
 
-def run(
-    config: dict[str, Any], command: str = "", callbacks: Sequence[TrainerCallback] = ()
-) -> dict[str, float]:
+def run(config: dict[str, Any], command: str = "", callbacks: Sequence[TrainerCallback] = ()) -> dict[str, float]:
     """Train, evaluate and save one recipe; returns the measured metrics (also in `output_dir/metrics.json`).
 
     `callbacks` are added to the Trainer's (e.g. to watch or stop a run from Python).
@@ -293,7 +291,9 @@ def run(
     if trainer.is_world_process_zero():
         save_run_record(args.output_dir, config, metrics)
         repo_id = trainer.hub_model_id if args.push_to_hub else args.output_dir
-        card = write_model_card(args.output_dir, config, metrics, command=command, repo_id=repo_id, world_size=world_size)
+        card = write_model_card(
+            args.output_dir, config, metrics, command=command, repo_id=repo_id, world_size=world_size
+        )
         if args.push_to_hub:
             upload_card_and_metrics(trainer, card)
         logger.info("measured: %s", json.dumps(metrics))

@@ -19,9 +19,9 @@ from .npz import NpzWriter, load_npz, realign_npz
 
 __all__ = [
     "ArraySkeletonDataset",
+    "NTUSkeletonDataset",
     "NpzSkeletonDataset",
     "NpzWriter",
-    "NTUSkeletonDataset",
     "PKUMMDSkeletonDataset",
     "SkeletonDataCollator",
     "load_npz",

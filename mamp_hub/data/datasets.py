@@ -31,12 +31,12 @@ from .npz import ALIGNMENT, NpzWriter, load_npz, realign_npz
 
 __all__ = [
     "ALIGNMENT",
+    "SPLITS",
     "ArraySkeletonDataset",
     "NTUSkeletonDataset",
     "NpzSkeletonDataset",
     "NpzWriter",
     "PKUMMDSkeletonDataset",
-    "SPLITS",
     "labels_from_targets",
     "load_npz",
     "realign_npz",

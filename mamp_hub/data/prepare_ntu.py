@@ -63,7 +63,8 @@ MAX_IMPLAUSIBLE_FRAMES = 0.69754  # proportion of implausible frames that marks 
 
 # Protocol id lists (cross-subject: performer ids; cross-view: camera ids; cross-setup: setup ids).
 NTU60_XSUB_TRAIN = (1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38)
-NTU120_XSUB_TRAIN = NTU60_XSUB_TRAIN + (
+NTU120_XSUB_TRAIN = (
+    *NTU60_XSUB_TRAIN,
     45, 46, 47, 49, 50, 52, 53, 54, 55, 56, 57, 58, 59, 70, 74, 78, 80, 81, 82, 83, 84, 85, 86, 89, 91, 92,
     93, 94, 95, 97, 98, 100, 103,
 )  # fmt: skip
