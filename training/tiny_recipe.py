@@ -87,7 +87,9 @@ def run_tiny_recipe(
     folders = {"mamp": "pretrain_mamp", "random": "random_init", "skeletonmae": "pretrain_skeletonmae"}
     for name, folder in folders.items():
         recipe = config("linear_probe", f"linear_probe_{name}", init_from=output_dir / folder)
-        results["linear_probe"][name] = run(recipe, command=f"python -m training.tiny_recipe (stage linear_probe_{name})")
+        results["linear_probe"][name] = run(
+            recipe, command=f"python -m training.tiny_recipe (stage linear_probe_{name})"
+        )
     if finetune:
         recipe = config("finetune", "finetune_mamp", init_from=output_dir / "pretrain_mamp")
         results["finetune"] = {"mamp": run(recipe, command="python -m training.tiny_recipe (stage finetune_mamp)")}
@@ -125,7 +127,10 @@ def results_table(results: Mapping[str, Any]) -> str:
         lines.append(f"| {label} | {probe[name]['eval_top1']:.1f} | {probe[name]['eval_top5']:.1f} | {knn} | {loss} |")
     if "finetune" in results:
         finetuned = results["finetune"]["mamp"]
-        lines += ["", f"Fine-tuned MAMP encoder: top-1 {finetuned['eval_top1']:.1f}%, top-5 {finetuned['eval_top5']:.1f}%."]
+        lines += [
+            "",
+            f"Fine-tuned MAMP encoder: top-1 {finetuned['eval_top1']:.1f}%, top-5 {finetuned['eval_top5']:.1f}%.",
+        ]
     lines += [
         "",
         f"{results['train_clips']} training / {results['test_clips']} test clips of SYNTHETIC data, 10 classes "
@@ -142,9 +147,12 @@ def plot_loss_curves(output_dir: Path, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(6, 4))
-    for name, stage in (("MAMP (target: motion)", "pretrain_mamp"), ("SkeletonMAE-style (target: joints)", "pretrain_skeletonmae")):
+    for name, stage in (
+        ("MAMP (target: motion)", "pretrain_mamp"),
+        ("SkeletonMAE-style (target: joints)", "pretrain_skeletonmae"),
+    ):
         history = json.loads((output_dir / stage / "trainer_state.json").read_text())["log_history"]
-        steps, losses = zip(*[(entry["step"], entry["loss"]) for entry in history if "loss" in entry])
+        steps, losses = zip(*[(entry["step"], entry["loss"]) for entry in history if "loss" in entry], strict=True)
         axis.plot(steps, losses, label=name)
     axis.set_xlabel("optimizer step")
     axis.set_ylabel("masked-token MSE (normalised target)")
