@@ -260,12 +260,37 @@ def logged_losses(output_dir: Path) -> list[float]:
 def test_tiny_recipe_pretraining_budget():
     from training.tiny_recipe import main, pretraining_budget
 
-    assert load_config(TINY / "pretrain_mamp.yaml", pretraining_budget(20)) == load_config(TINY / "pretrain_mamp.yaml")
+    assert load_config(TINY / "pretrain_mamp.yaml", pretraining_budget(90)) == load_config(TINY / "pretrain_mamp.yaml")
     config = load_config(TINY / "pretrain_skeletonmae.yaml", pretraining_budget(100))
     assert (config["schedule"]["epochs"], config["schedule"]["warmup_epochs"]) == (100, 10)
     assert config["knn_monitor"]["every_n_epochs"] == 50
     with pytest.raises(SystemExit):
         main(["--pretrain_epochs", "1"])
+
+
+def test_tiny_recipe_seed_reaches_the_data_and_every_stage(tmp_path, monkeypatch):
+    """`--seed` regenerates the synthetic data and seeds every stage: initialisation, data order, crops, masking."""
+    from training import tiny_recipe
+
+    data_seeds, stage_seeds = [], []
+
+    def fake_run(config, command=""):
+        stage_seeds.append((config["protocol"], config["seed"]))
+        return {"eval_top1": 50.0, "eval_top5": 90.0, "train_samples": 4, "eval_samples": 4, "final_loss": 0.5}
+
+    monkeypatch.setattr(tiny_recipe, "write_synthetic_npz", lambda path, **kwargs: data_seeds.append(kwargs["seed"]))
+    monkeypatch.setattr(
+        tiny_recipe, "save_random_init", lambda config, folder: stage_seeds.append(("init", config["seed"]))
+    )
+    monkeypatch.setattr(tiny_recipe, "run", fake_run)
+    monkeypatch.setattr(tiny_recipe, "plot_loss_curves", lambda output_dir, path: None)
+    results = tiny_recipe.main(["--output_dir", str(tmp_path), "--seed", "3"])
+    assert data_seeds == [3] and results["seed"] == 3
+    protocols = ["init", "pretrain", "pretrain", "linear_probe", "linear_probe", "linear_probe", "finetune"]
+    assert stage_seeds == [(protocol, 3) for protocol in protocols]
+    assert "seed 3" in (tmp_path / "results.md").read_text()
+    with pytest.raises(SystemExit):
+        tiny_recipe.main(["--seed", "-1"])
 
 
 def test_data_section_errors(synthetic_npz):
