@@ -260,7 +260,7 @@ def logged_losses(output_dir: Path) -> list[float]:
 def test_tiny_recipe_pretraining_budget():
     from training.tiny_recipe import main, pretraining_budget
 
-    assert load_config(TINY / "pretrain_mamp.yaml", pretraining_budget(90)) == load_config(TINY / "pretrain_mamp.yaml")
+    assert load_config(TINY / "pretrain_mamp.yaml", pretraining_budget(60)) == load_config(TINY / "pretrain_mamp.yaml")
     config = load_config(TINY / "pretrain_skeletonmae.yaml", pretraining_budget(100))
     assert (config["schedule"]["epochs"], config["schedule"]["warmup_epochs"]) == (100, 10)
     assert config["knn_monitor"]["every_n_epochs"] == 50

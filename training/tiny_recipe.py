@@ -1,6 +1,6 @@
 """The tiny CPU recipe: the whole pipeline on SYNTHETIC data in a few minutes on 2 CPU cores.
 
-    python -m training.tiny_recipe [--output_dir outputs/tiny_recipe] [--pretrain_epochs 90] [--seed 0]
+    python -m training.tiny_recipe [--output_dir outputs/tiny_recipe] [--pretrain_epochs 60] [--seed 0]
 
 Every stage goes through `training.recipe.run`, the code of the full recipes, with the configs in
 `training/configs/tiny/` (the paper's optimisers, schedules and heads; a small model, few epochs):
@@ -184,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--pretrain_epochs",
         type=int,
-        default=90,
+        default=60,
         help="pre-training epochs of MAMP and of the baseline (warm-up: a tenth of them; kNN monitor: at half and end)",
     )
     parser.add_argument(
