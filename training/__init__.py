@@ -2,6 +2,6 @@
 
 Entry points, run from the repository root:
     python -m training              CONFIG [section.key=value ...]   (the recipe's `protocol` says what it trains)
-    python -m training.tiny_recipe  [--output_dir DIR]
+    python -m training.tiny_recipe  [--output_dir DIR] [--seed S] [--pretrain_epochs N]
 See training/README.md.
 """
