@@ -120,7 +120,8 @@ def results_table(results: Mapping[str, Any]) -> str:
     """Markdown table: linear-probe (and fine-tuning) test accuracy of each encoder."""
     probe = results["linear_probe"]
     lines = [
-        "| encoder | linear probe top-1 (%) | linear probe top-5 (%) | kNN top-1 (%) | pre-training loss (last) |",
+        "| encoder | linear probe top-1 (%, last epoch) | linear probe top-5 (%, last epoch) | kNN top-1 (%) |"
+        " pre-training loss (last) |",
         "|---|---|---|---|---|",
     ]
     for name, label in ENCODERS.items():
@@ -132,7 +133,8 @@ def results_table(results: Mapping[str, Any]) -> str:
         finetuned = results["finetune"]["mamp"]
         lines += [
             "",
-            f"Fine-tuned MAMP encoder: top-1 {finetuned['eval_top1']:.1f}%, top-5 {finetuned['eval_top5']:.1f}%.",
+            f"Fine-tuned MAMP encoder (last epoch): top-1 {finetuned['eval_top1']:.1f}%, "
+            f"top-5 {finetuned['eval_top5']:.1f}%.",
         ]
     lines += [
         "",
