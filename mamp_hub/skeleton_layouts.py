@@ -192,8 +192,9 @@ def source_time_major_samples(
 
 def centre_on_first_frame(joints: np.ndarray) -> np.ndarray:
     """Moves NTU sequences as the standard NTU preparation does: the first person's spine-middle joint (joint 1) in
-    its first non-zero frame goes to the origin; the frames in which a person is absent (values summing to zero)
-    stay zero. `mamp_hub.data.prepare_ntu.centre_on_first_frame` applies the same rule to one file's actors.
+    its first non-zero frame goes to the origin; with several persons, the frames in which one is absent (values
+    summing to zero) stay zero (a single person's empty frames are moved like the others, as in the standard files).
+    `mamp-prepare-ntu` writes the NTU files with this function.
 
     Args:
         joints: (..., T, M * 75) float32 time-major rows of M persons of 25 joints x (x, y, z); changed in place.
@@ -207,7 +208,8 @@ def centre_on_first_frame(joints: np.ndarray) -> np.ndarray:
     first = np.argmax((joints[..., :_NTU_VALUES_PER_PERSON] != 0).any(axis=-1), axis=-1)  # (...); 0 when none
     origin = np.take_along_axis(joints[..., 3:6], first[..., None, None], axis=-2)  # (..., 1, 3): joint 1
     joints -= np.tile(origin, width // 3)  # every joint of every frame, as the preparation subtracts it
-    joints[np.repeat(absent, _NTU_VALUES_PER_PERSON, axis=-1)] = 0
+    if absent.shape[-1] > 1:
+        joints[np.repeat(absent, _NTU_VALUES_PER_PERSON, axis=-1)] = 0
     return joints
 
 

@@ -384,6 +384,7 @@ def test_centring_is_the_standard_preparations_rule():
     two_actors[0, :10, :75] = 0  # actor 1 comes in late: the origin is its first frame
     two_actors[1, 30:, 75:] = 0  # actor 2 leaves: those frames stay zero
     two_actors[2, :5] = 0
+    one_actor[1, 20:25] = 0  # a lone actor's empty frames are moved like the others (no second actor to keep apart)
     for batch in (one_actor, two_actors):
         expected = np.stack([prepare_ntu_centre(sequence.copy()) for sequence in batch])
         np.testing.assert_array_equal(centre_on_first_frame(batch.copy()), expected)

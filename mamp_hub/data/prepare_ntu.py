@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
+from .. import skeleton_layouts
 from ..cli import console_script
 from .npz import NpzWriter
 from .preparation import (
@@ -292,18 +293,12 @@ def actor_joints(bodies: list[Body], num_frames: int) -> np.ndarray:
 
 
 def centre_on_first_frame(joints: np.ndarray) -> np.ndarray:
-    """Subtracts actor 1's spine-middle joint in its first non-zero frame from every joint; absent actors
-    (all-zero frames of one actor) stay zero. `joints`: (frames, 75 * actors) float32, changed in place."""
-    actors = joints.shape[1] // 75
-    absent = [joints[:, 75 * a : 75 * (a + 1)].sum(axis=1) == 0 for a in range(actors)] if actors > 1 else []
-    present = np.flatnonzero(np.any(joints[:, :75] != 0, axis=1))
-    if len(present) == 0:
+    """Subtracts actor 1's spine-middle joint in its first non-zero frame from every joint; with two actors, each
+    one's absent (all-zero) frames stay zero (`skeleton_layouts.centre_on_first_frame`, which the processor's
+    `joint_layout` uses too). `joints`: (frames, 75 * actors) float32, changed in place."""
+    if not np.any(joints[:, :75]):
         raise SkeletonFileError("the main actor has no non-zero frame")
-    origin = joints[present[0], 3:6].copy()
-    joints -= np.tile(origin, 25 * actors)
-    for actor, frames in enumerate(absent):
-        joints[frames, 75 * actor : 75 * (actor + 1)] = 0
-    return joints
+    return skeleton_layouts.centre_on_first_frame(joints)
 
 
 def process_skeleton_file(path: str | os.PathLike) -> np.ndarray:
