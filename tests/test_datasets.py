@@ -92,15 +92,6 @@ def test_realign_npz_copies_a_savez_file_with_aligned_arrays(ntu60_file, tmp_pat
     np.testing.assert_array_equal(arrays["y_test"], y[8:])
 
 
-def test_npz_names_stay_importable_from_the_datasets_module():
-    """The .npz reader and writer lived in `mamp_hub.data.datasets` before `mamp_hub.data.npz`; imports from there
-    give the same objects."""
-    from mamp_hub.data import datasets, npz
-
-    moved = ("ALIGNMENT", "NpzWriter", "load_npz", "realign_npz")
-    assert all(getattr(datasets, name) is getattr(npz, name) for name in moved)
-
-
 def test_ntu_dataset_items_and_names(ntu60_file):
     path, x, y = ntu60_file
     train = NTUSkeletonDataset(path, split="train")

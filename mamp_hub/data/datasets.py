@@ -24,22 +24,15 @@ from torch.utils.data import Dataset, Subset
 
 from ..processing_mamp import LAYOUT_NDIMS, count_valid_frames
 from ..skeletons import get_id2label
-
-# The .npz reading and writing lived in this module before `mamp_hub.data.npz`; these names stay importable
-# from here for code written against that (`from mamp_hub.data.datasets import NpzWriter`).
-from .npz import ALIGNMENT, NpzWriter, load_npz, realign_npz
+from .npz import load_npz
 
 __all__ = [
-    "ALIGNMENT",
     "SPLITS",
     "ArraySkeletonDataset",
     "NTUSkeletonDataset",
     "NpzSkeletonDataset",
-    "NpzWriter",
     "PKUMMDSkeletonDataset",
     "labels_from_targets",
-    "load_npz",
-    "realign_npz",
     "semi_supervised_indices",
     "semi_supervised_subset",
 ]

@@ -39,7 +39,7 @@ import torch
 
 from ..cli import console_script
 from ..skeletons import NTU_MIRROR_PAIRS, NTU_PARENTS, NUM_NTU_JOINTS
-from .datasets import NpzWriter
+from .npz import NpzWriter
 
 SYNTHETIC_ACTION_NAMES: tuple[str, ...] = (
     "synthetic: wave right hand",
