@@ -14,6 +14,17 @@ from mamp_hub import MampConfig
 pytest_plugins = ["hub_server"]  # the loopback Hub's `local_hub` fixture, for the tests that push and pull
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# Overrides that shrink the tiny recipes further for tests: width 32, 2 layers, 16 frames, no kNN monitor.
+SMALL_MODEL = [
+    "model.num_frames=16",
+    "model.hidden_size=32",
+    "model.num_hidden_layers=2",
+    "model.intermediate_size=64",
+    "model.decoder_hidden_size=32",
+    "model.decoder_intermediate_size=64",
+    "knn_monitor.every_n_epochs=0",
+    "trainer.logging_steps=1",
+]
 REFERENCE = FIXTURES / "mamp_official_small.safetensors"
 OFFICIAL_CHECKPOINT = FIXTURES / "mamp_official_small_checkpoint-399.pth"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import SMALL_MODEL, tiny_config
 from transformers import TrainerCallback
 
 from mamp_hub import MampForMaskedMotionPrediction
@@ -28,16 +28,6 @@ from training.recipe import run, training_arguments
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "training" / "configs" / "tiny"
-SMALL_MODEL = [
-    "model.num_frames=16",
-    "model.hidden_size=32",
-    "model.num_hidden_layers=2",
-    "model.intermediate_size=64",
-    "model.decoder_hidden_size=32",
-    "model.decoder_intermediate_size=64",
-    "knn_monitor.every_n_epochs=0",
-    "trainer.logging_steps=1",
-]
 
 
 @pytest.fixture(scope="module")

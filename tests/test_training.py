@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import SMALL_MODEL, tiny_config
 from huggingface_hub import ModelCard
 from transformers import TrainerCallback
 
@@ -232,17 +232,6 @@ def test_model_card_reports_the_measured_metrics():
 # ------------------------------------------------------------------------------------------------ end to end
 
 TINY = CONFIGS / "tiny"
-# The tiny recipe shrunk further for tests: width 32, 2 layers, 16 frames, a few optimizer steps.
-SMALL_MODEL = [
-    "model.num_frames=16",
-    "model.hidden_size=32",
-    "model.num_hidden_layers=2",
-    "model.intermediate_size=64",
-    "model.decoder_hidden_size=32",
-    "model.decoder_intermediate_size=64",
-    "knn_monitor.every_n_epochs=0",
-    "trainer.logging_steps=1",
-]
 
 
 @pytest.fixture(scope="module")
