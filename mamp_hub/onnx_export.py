@@ -30,12 +30,14 @@ from typing import Literal
 import numpy as np
 import torch
 from torch import nn
+from torch.onnx._constants import ONNX_MAX_OPSET
 
 from .cli import console_script
 from .configuration_mamp import MampConfig
 from .modeling_mamp import MampForSkeletonClassification, MampModel
 
 INPUT_NAME = "skeleton_values"
+MIN_OPSET = 18  # the opset torch.export-based export writes natively
 OUTPUT_NAMES = {"features": ("last_hidden_state", "pooler_output"), "classification": ("logits", "pooler_output")}
 CONFIG_METADATA_KEY = "mamp_config"
 # torch.export specialises a dimension whose example size is 0 or 1, so the example batch must be larger to stay
@@ -122,7 +124,8 @@ def export_onnx(
         model: a float32 `MampModel` (features) or `MampForSkeletonClassification` (logits); exported in eval
             mode, and left in the mode it was in.
         output_path: the file to write, in an existing folder (an existing file is replaced).
-        opset_version: ONNX opset; None takes torch's recommended one.
+        opset_version: ONNX opset, from 18 (what torch's exporter writes natively; it only down-converts with
+            warnings, or fails) to `torch.onnx._constants.ONNX_MAX_OPSET`; None takes torch's recommended one.
         verify: run the file with ONNX Runtime on a fresh batch (`verify_onnx`) and raise
             `OnnxVerificationError` if an output differs from PyTorch's by more than `atol`.
         atol: largest absolute difference accepted by the verification.
@@ -130,6 +133,11 @@ def export_onnx(
     task = export_task(model)
     if not atol >= 0:
         raise ValueError(f"atol must be a difference >= 0, got {atol}; pass e.g. {DEFAULT_ATOL:g}.")
+    if opset_version is not None and not MIN_OPSET <= opset_version <= ONNX_MAX_OPSET:
+        raise ValueError(
+            f"opset_version must be between {MIN_OPSET} and {ONNX_MAX_OPSET}, got {opset_version}; leave it out for "
+            "torch's recommended one."
+        )
     output_path = Path(output_path)
     _check_output_path(output_path)
     _require_packages(verify)

@@ -131,6 +131,8 @@ def run_failing(argv: list[str], capsys, monkeypatch) -> str:
         ("not_mamp", "describes a 'bert' model"),
         ("missing_output_folder", "does not exist"),
         ("classification_of_pretrained", "no classification head; pass --task features"),
+        ("negative_opset", "opset_version must be between 18 and"),
+        ("nan_atol", "atol must be a difference >= 0, got nan"),
     ],
 )
 def test_console_script_refusals(case, expected, pretrained_dir, tmp_path, capsys, monkeypatch):
@@ -143,6 +145,10 @@ def test_console_script_refusals(case, expected, pretrained_dir, tmp_path, capsy
         (model_dir / "config.json").write_text(json.dumps({"model_type": "bert"}))
     elif case == "missing_output_folder":
         output = tmp_path / "missing" / "model.onnx"
+    elif case == "negative_opset":
+        extra = ["--opset", "-3"]
+    elif case == "nan_atol":
+        extra = ["--atol", "nan"]
     else:
         extra = ["--task", "classification"]
     assert expected in run_failing([str(model_dir), str(output), *extra], capsys, monkeypatch)
