@@ -287,6 +287,8 @@ def test_data_section_errors(synthetic_npz):
         build_datasets({"dataset": "synthetic", "path": str(synthetic_npz)})
     with pytest.raises(ValueError, match=r"data.path is required"):
         build_datasets({"dataset": "ntu"})
+    with pytest.raises(ValueError, match=r"data.subset_processes must be at least 1 \(the authors' runs: 2\), got 0"):
+        build_datasets({"dataset": "npz", "path": str(synthetic_npz), "train_fraction": 0.5, "subset_processes": 0})
     full, _, id2label = build_datasets({"dataset": "npz", "path": str(synthetic_npz)})
     labelled, _, _ = build_datasets({"dataset": "npz", "path": str(synthetic_npz), "train_fraction": 0.1})
     assert len(id2label) == 10 and len(labelled) == round(0.1 * len(full))

@@ -44,6 +44,8 @@ def build_datasets(data_config: Mapping[str, Any]) -> tuple[Dataset, Dataset, di
     id2label = dict(train.id2label)
     fraction = float(data_config.get("train_fraction", 1.0))
     processes, seed = int(data_config.get("subset_processes", 1)), int(data_config.get("subset_seed", 0))
+    if processes < 1:
+        raise ValueError(f"data.subset_processes must be at least 1 (the authors' runs: 2), got {processes}.")
     if processes != 1 and fraction >= 1.0:
         raise ValueError(
             f"data.subset_processes={processes} samples per-process subsets of the training clips, but "
