@@ -8,7 +8,8 @@ from huggingface_hub.dataclasses import strict, validated_field
 from huggingface_hub.errors import StrictDataclassError
 from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
-from transformers.generation.configuration_utils import GenerationConfig
+
+from ._compat import generation_parameter_names, mark_as_strict_validator
 
 MaskingStrategy = Literal["motion_aware", "random"]
 Stream = Literal["joints", "motion"]
@@ -33,7 +34,7 @@ TRANSFORMERS_KWARGS = frozenset(
         "_experts_implementation_internal",
         "auto_map",
         "custom_pipelines",
-        *GenerationConfig._get_default_generation_params(),
+        *generation_parameter_names(),
     }
 )
 
@@ -317,8 +318,7 @@ def _raise_value_errors(cls: type[MampConfig]) -> type[MampConfig]:
             cause = error.__cause__ or error
             raise MampConfigError(f"Invalid MampConfig: {cause}") from cause
 
-    validate.__is_defined_by_strict_decorator__ = True  # lets transformers' own checks find a strict `validate`
-    cls.__setattr__, cls.validate = __setattr__, validate
+    cls.__setattr__, cls.validate = __setattr__, mark_as_strict_validator(validate)
     return cls
 
 

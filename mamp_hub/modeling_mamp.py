@@ -31,6 +31,7 @@ from transformers.utils import ModelOutput, TransformersKwargs, logging
 from transformers.utils.generic import can_return_tuple
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
+from ._compat import is_data_parallel_replica
 from .configuration_mamp import MampConfig
 
 logger = logging.get_logger(__name__)
@@ -632,7 +633,7 @@ class MampModel(MampPreTrainedModel):
         """The checked `present_persons`, or None where they cannot belong to this batch: `nn.DataParallel` (which
         Trainer uses on several GPUs without torchrun) splits every input along its first dimension, so a replica
         gets a slice of the indices that does not match its slice of the batch."""
-        if present_persons is None or getattr(self, "_is_replica", False):
+        if present_persons is None or is_data_parallel_replica(self):
             return None
         check_present_persons(present_persons, num_slots)
         return present_persons

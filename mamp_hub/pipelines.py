@@ -106,17 +106,31 @@ class _SkeletonPipeline(Pipeline):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.feature_extractor is None:
-            raise ValueError(
-                f"The {self.task} pipeline found no skeleton processor with the model; pass "
-                f"feature_extractor=MampSkeletonProcessor(num_frames={self.model.config.num_frames}), or save one "
-                "with the checkpoint (processor.save_pretrained)."
-            )
+            self.feature_extractor = self._load_saved_processor()
         # A class-name check, as `Pipeline.check_model_type` does: remote-code classes are other class objects.
         if type(self.model).__name__ not in self._model_classes:
             raise ValueError(
                 f"The {self.task} pipeline runs {' or '.join(self._model_classes)}, got {type(self.model).__name__}; "
                 "load the checkpoint for this task with pipeline(task, model=...)."
             )
+
+    def _load_saved_processor(self) -> MampSkeletonProcessor:
+        """The processor saved with the model, for when `transformers.pipeline` did not load one: it swallows the
+        error of a failed load, so the load is repeated here to report what went wrong."""
+        source = self.model.name_or_path
+        missing = (
+            f"The {self.task} pipeline found no skeleton processor with the model; pass "
+            f"feature_extractor=MampSkeletonProcessor(num_frames={self.model.config.num_frames}), or save one "
+            "with the checkpoint (processor.save_pretrained)."
+        )
+        if not source:  # a model object built in memory: there is nothing to load from
+            raise ValueError(missing)
+        try:
+            return MampSkeletonProcessor.from_pretrained(source, local_files_only=Path(source).is_dir())
+        except OSError:  # no preprocessor_config.json where the model came from
+            raise ValueError(missing) from None
+        except ValueError as error:
+            raise ValueError(f"The skeleton processor saved with {source!r} could not be loaded: {error}") from error
 
     def __call__(self, inputs: SkeletonClip | list[SkeletonClip], **kwargs: Any) -> Any:
         """Runs the pipeline on one clip, or on each clip of a batch (see the subclasses)."""

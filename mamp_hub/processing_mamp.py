@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from transformers import BatchFeature, FeatureExtractionMixin
 
+from ._compat import is_loading_argument
 from .skeleton_layouts import (
     LAYOUT_NDIMS,
     SkeletonInput,
@@ -115,9 +116,6 @@ _OPTION_CHECKS: dict[str, Callable[[Any], Any]] = {
 _JOINT_LAYOUT_OPTIONS = frozenset({"joint_layout", "joint_units", "joint_axes", "num_joints", "num_channels"})
 # Keys transformers writes into, or passes with, a saved processor besides the options.
 _TRANSFORMERS_KEYS = frozenset({"feature_extractor_type", "processor_class", "auto_map"})
-# Model-loading arguments that `transformers.pipeline()` passes to every component's `from_pretrained`, processors
-# included; they mean nothing to a processor.
-_MODEL_LOADING_KEYS = frozenset({"dtype", "torch_dtype", "device_map", "code_revision"})
 
 
 def count_valid_frames(sequence: np.ndarray, layout: str = "ntu_flat") -> int:
@@ -283,10 +281,10 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
     @classmethod
     def from_dict(cls, feature_extractor_dict: dict[str, Any], **kwargs: Any) -> MampSkeletonProcessor:
         """`from_pretrained`'s last step: keyword overrides are options (checked) and nothing else, so a misspelt
-        one is an error instead of being dropped; the model-loading arguments that `pipeline()` passes along are
-        ignored."""
+        one is an error instead of being dropped; the loading arguments that transformers passes along (`pipeline()`'s
+        `_from_pipeline`, `dtype`, ...) are ignored."""
         return_unused_kwargs = kwargs.pop("return_unused_kwargs", False)
-        options = {name: value for name, value in kwargs.items() if name not in _MODEL_LOADING_KEYS}
+        options = {name: value for name, value in kwargs.items() if not is_loading_argument(name)}
         processor = cls(**{**feature_extractor_dict, **options})
         return (processor, {}) if return_unused_kwargs else processor
 

@@ -220,6 +220,15 @@ def test_a_model_without_its_processor_or_of_another_task_is_refused(checkpoint,
         )
 
 
+def test_a_processor_that_fails_to_load_is_reported_with_its_cause(checkpoint, tmp_path):
+    """transformers hides why it could not load a pipeline's feature extractor; the pipeline says it."""
+    MampForSkeletonClassification.from_pretrained(checkpoint).save_pretrained(tmp_path)
+    saved = (checkpoint / "preprocessor_config.json").read_text()
+    (tmp_path / "preprocessor_config.json").write_text(saved.replace('"num_frames": 16', '"num_frames": -16'))
+    with pytest.raises(ValueError, match=r"could not be loaded: .*`num_frames` must be a positive integer, got -16"):
+        pipeline("skeleton-action-recognition", model=str(tmp_path))
+
+
 def load_example():
     spec = importlib.util.spec_from_file_location("examples_pipeline", ROOT / "examples" / "pipeline.py")
     module = importlib.util.module_from_spec(spec)

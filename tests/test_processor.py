@@ -291,6 +291,18 @@ def test_bad_options_are_refused_however_they_are_set(tmp_path, option, value, m
         MampSkeletonProcessor.from_pretrained(tmp_path, **{option: value})
 
 
+def test_loading_arguments_that_transformers_passes_along_are_ignored_but_a_typo_is_not(tmp_path):
+    """transformers 5.25's `pipeline()` passes `_from_pipeline` to the processor's `from_dict`; private loading
+    arguments (any underscore name) and the model-loading ones are not options, a misspelt option still is refused."""
+    MampSkeletonProcessor(num_frames=16).save_pretrained(tmp_path)
+    loading = {"_from_pipeline": "skeleton-action-recognition", "_from_auto": True, "_a_future_flag": 1}
+    for loader in (MampSkeletonProcessor, AutoFeatureExtractor):
+        loaded = loader.from_pretrained(tmp_path, dtype="auto", device_map=None, **loading)
+        assert loaded.to_dict() == MampSkeletonProcessor(num_frames=16).to_dict()
+        with pytest.raises(ValueError, match=r"unknown options \['num_frame'\]"):
+            loader.from_pretrained(tmp_path, _from_pipeline="x", num_frame=16)
+
+
 def test_unknown_options_and_rotation_without_3d_joints_are_refused(tmp_path):
     with pytest.raises(ValueError, match=r"unknown options \['eval_crop_ration'\]"):
         MampSkeletonProcessor(eval_crop_ration=0.9)
