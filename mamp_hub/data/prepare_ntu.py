@@ -29,12 +29,14 @@ in `<NAME>_skipped.txt`. Folders without `.skeleton` files, or whose files all f
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import IO
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -145,6 +147,19 @@ def read_skeleton_file(path: str | os.PathLike) -> tuple[list[Body], int]:
     """
     with open(path) as file:
         lines = file.read().splitlines()
+    first_frames, coordinates, num_frames = _parse_bodies(lines)
+    bodies = []
+    for body_id, columns in coordinates.items():
+        body = _body(body_id, first_frames[body_id], columns)
+        if body.last_frame >= num_frames:
+            raise SkeletonFileError(f"body {body_id} appears more than once in a frame")
+        bodies.append(body)
+    return bodies, num_frames
+
+
+def _parse_bodies(lines: list[str]) -> tuple[dict[str, int], dict[str, tuple[list[str], ...]], int]:
+    """The text of a `.skeleton` file -> each body's first frame, its x, y, z values (as text, frame after frame),
+    and the number of frames with a body (frames without one are not counted)."""
     cursor = 0
 
     def take(count: int) -> list[str]:
@@ -193,27 +208,25 @@ def read_skeleton_file(path: str | os.PathLike) -> tuple[list[Body], int]:
                 column.extend(values[axis::VALUES_PER_JOINT])
     if frame_index < 0:
         raise SkeletonFileError("no frame has a body")
+    return first_frames, coordinates, frame_index + 1
 
-    bodies = []
-    for body_id, columns in coordinates.items():
-        try:  # text -> float32 as the reference does (through float64: the same numbers as strtof here)
-            with np.errstate(over="ignore"):  # beyond the float32 range is inf, reported as non-finite below
-                joints = np.stack([np.array(column, dtype=np.float32) for column in columns], axis=-1)
-        except ValueError as error:
-            raise SkeletonFileError(f"body {body_id}: {error}") from None
-        # Python parses "nan" and "inf", and float32 overflows to inf: such a sample would poison every batch.
-        nonfinite = np.argwhere(~np.isfinite(joints))  # rows of `joints` are (frame, joint) pairs
-        if len(nonfinite):
-            row, axis = nonfinite[0]
-            raise SkeletonFileError(
-                f"body {body_id}: non-finite coordinate {'xyz'[axis]} = {joints[row, axis]} at joint "
-                f"{row % NUM_JOINTS} of its frame {row // NUM_JOINTS} (0-based; {len(nonfinite)} non-finite values)"
-            )
-        body = Body(body_id, first_frames[body_id], joints.reshape(-1, NUM_JOINTS, 3))
-        if body.last_frame > frame_index:
-            raise SkeletonFileError(f"body {body_id} appears more than once in a frame")
-        bodies.append(body)
-    return bodies, frame_index + 1
+
+def _body(body_id: str, first_frame: int, columns: tuple[list[str], ...]) -> Body:
+    """A body from its x, y, z values as text, refused if one of them is not a finite float32."""
+    try:  # text -> float32 as the reference does (through float64: the same numbers as strtof here)
+        with np.errstate(over="ignore"):  # beyond the float32 range is inf, reported as non-finite below
+            joints = np.stack([np.array(column, dtype=np.float32) for column in columns], axis=-1)
+    except ValueError as error:
+        raise SkeletonFileError(f"body {body_id}: {error}") from None
+    # Python parses "nan" and "inf", and float32 overflows to inf: such a sample would poison every batch.
+    nonfinite = np.argwhere(~np.isfinite(joints))  # rows of `joints` are (frame, joint) pairs
+    if len(nonfinite):
+        row, axis = nonfinite[0]
+        raise SkeletonFileError(
+            f"body {body_id}: non-finite coordinate {'xyz'[axis]} = {joints[row, axis]} at joint "
+            f"{row % NUM_JOINTS} of its frame {row // NUM_JOINTS} (0-based; {len(nonfinite)} non-finite values)"
+        )
+    return Body(body_id, first_frame, joints.reshape(-1, NUM_JOINTS, 3))
 
 
 # ---------------------------------------------------------------------------------------------------- denoising
@@ -386,7 +399,35 @@ def prepare_ntu(
     if isinstance(raw_dirs, (str, os.PathLike)):  # a lone path, not a sequence of one-character folder names
         raw_dirs = [raw_dirs]
     variant = NTU_VARIANTS[dataset]
-    copy_lone_actor = variant.copy_lone_actor if copy_lone_actor is None else copy_lone_actor
+    if copy_lone_actor is not None:
+        variant = dataclasses.replace(variant, copy_lone_actor=copy_lone_actor)
+    files = _sample_files(raw_dirs, variant, missing_skeletons)
+    os.makedirs(output_dir, exist_ok=True)
+    skipped_path = os.path.join(output_dir, f"{dataset.upper()}_skipped.txt")
+
+    with tempfile.TemporaryFile(dir=output_dir) as scratch:
+        # Stage 1, in worker processes: one sequence per file, appended to a scratch file in name order.
+        cache = _cache_sequences(files, variant.num_classes, scratch, num_workers, progress)
+        if not cache.names:
+            write_skipped_list(skipped_path, cache.skipped)
+            raise ValueError(
+                f"None of the {len(files)} .skeleton files in {list(map(str, raw_dirs))} gave a sample "
+                f"({skipped_path} says why); pass folders of readable NTU RGB+D .skeleton files."
+            )
+        # Stage 2: each benchmark file, streamed in the protocol's sample order.
+        written = _write_benchmarks(cache, scratch, variant, output_dir, max_frames, progress)
+
+    write_skipped_list(skipped_path, cache.skipped)
+    written[os.path.basename(skipped_path)] = skipped_path
+    if cache.skipped:
+        logger.warning("Skipped %d of %d files; see %s.", len(cache.skipped), len(files), skipped_path)
+    return written
+
+
+def _sample_files(
+    raw_dirs: Sequence[str | os.PathLike], variant: NTUVariant, missing_skeletons: str | os.PathLike | None
+) -> dict[str, str]:
+    """Sample name -> `.skeleton` path, in name order, without the samples listed as missing skeletons."""
     files = find_skeleton_files(raw_dirs, variant.max_setup)
     excluded = read_name_list(missing_skeletons) if missing_skeletons else set()
     names = sorted(name for name in files if name not in excluded)
@@ -395,84 +436,108 @@ def prepare_ntu(
             f"No NTU .skeleton files (S001-S{variant.max_setup:03d}) found in {list(map(str, raw_dirs))}; pass the "
             "folders that hold the SsssCcccPpppRrrrAaaa.skeleton files."
         )
-    os.makedirs(output_dir, exist_ok=True)
-    skipped_path = os.path.join(output_dir, f"{dataset.upper()}_skipped.txt")
+    return {name: files[name] for name in names}
 
-    skipped: list[tuple[str, str]] = []
-    kept_names: list[str] = []
-    spans: list[tuple[int, int, int]] = []  # (offset in the cache, frames, width) per kept sample
-    with tempfile.TemporaryFile(dir=output_dir) as cache:
-        # Stage 1, in worker processes: one sequence per file, appended to a scratch file in name order.
-        offset = 0
-        paths = [files[name] for name in names]
-        with parallel_map(num_workers) as map_in_order:
-            results = map_in_order(_process_for_pool, paths)
-            for name, (joints, error) in tqdm(
-                zip(names, results, strict=True), total=len(names), desc="skeleton files", disable=not progress
-            ):
-                if error is not None:
-                    logger.warning("Skipping %s: %s", name, error)
-                    skipped.append((name, error))
-                    continue
-                label = int(FILE_NAME_PATTERN.fullmatch(name).group(5)) - 1
-                if not 0 <= label < variant.num_classes:  # A000 would otherwise index the last class
-                    skipped.append((name, f"action A{label + 1:03d} is not one of the {variant.num_classes} classes"))
-                    continue
-                cache.write(joints.tobytes())
-                kept_names.append(name)
-                spans.append((offset, joints.shape[0], joints.shape[1]))
-                offset += joints.nbytes
-        cache.flush()
-        if not kept_names:
-            write_skipped_list(skipped_path, skipped)
-            raise ValueError(
-                f"None of the {len(names)} .skeleton files in {list(map(str, raw_dirs))} gave a sample ({skipped_path} "
-                "says why); pass folders of readable NTU RGB+D .skeleton files."
-            )
 
-        # Stage 2: each benchmark file, streamed in the protocol's sample order.
-        num_frames = max([max_frames] + [frames for _, frames, _ in spans])
-        if num_frames > max_frames:
-            logger.warning(
-                "The longest sequence has %d frames; the files hold %d frames per sample.", num_frames, num_frames
-            )
-        stored = np.memmap(cache, dtype=np.uint8, mode="r", shape=(offset,)) if offset else np.zeros(0, np.uint8)
-        labels = np.array([int(FILE_NAME_PATTERN.fullmatch(name).group(5)) - 1 for name in kept_names])
-        written = {}
+def _action_index(name: str) -> int:
+    """0-based class of a sample name (`...A001` is class 0)."""
+    return int(FILE_NAME_PATTERN.fullmatch(name).group(5)) - 1
 
-        def padded_rows(indices: np.ndarray) -> Iterator[np.ndarray]:
-            row = np.zeros((num_frames, VALUES_PER_FRAME), dtype=np.float32)
-            for index in indices:
-                start, frames, width = spans[index]
-                joints = stored[start : start + frames * width * 4].view(np.float32).reshape(frames, width)
-                row[:] = 0
-                row[:frames, :width] = joints
-                if width == 75 and copy_lone_actor:
-                    row[:frames, 75:] = joints
-                yield row
 
-        for benchmark in variant.benchmarks:
-            path = os.path.join(output_dir, benchmark.file_name)
-            train, test = split_indices(kept_names, benchmark)
-            for split, indices in (("training", train), ("test", test)):
-                if not len(indices):  # a partial download; the data sets refuse to open an empty split
-                    logger.warning("%s gets no %s samples from these files.", benchmark.file_name, split)
-            with NpzWriter(path) as writer:
-                for split, indices in (("train", train), ("test", test)):
-                    rows = tqdm(
-                        padded_rows(indices),
-                        total=len(indices),
-                        desc=f"{benchmark.file_name} {split}",
-                        disable=not progress,
-                    )
-                    add_split(writer, split, rows, labels[indices], num_frames, variant.num_classes)
-            written[benchmark.file_name] = path
-            logger.info("Wrote %s: %d training and %d test samples.", path, len(train), len(test))
+@dataclass
+class _SequenceCache:
+    """The kept samples' sequences, stored one after the other in a scratch file as raw float32."""
 
-    write_skipped_list(skipped_path, skipped)
-    written[os.path.basename(skipped_path)] = skipped_path
-    if skipped:
-        logger.warning("Skipped %d of %d files; see %s.", len(skipped), len(names), skipped_path)
+    names: list[str] = field(default_factory=list)
+    spans: list[tuple[int, int, int]] = field(default_factory=list)  # (byte offset, frames, width) per sample
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, why)
+    size: int = 0  # bytes written
+
+    def reader(self, scratch: IO[bytes]) -> Callable[[int], np.ndarray]:
+        """Reader of sample `index`'s (frames, 75 or 150) sequence from the (flushed) scratch file."""
+        stored = (
+            np.memmap(scratch, dtype=np.uint8, mode="r", shape=(self.size,)) if self.size else np.zeros(0, np.uint8)
+        )
+
+        def read(index: int) -> np.ndarray:
+            start, frames, width = self.spans[index]
+            return stored[start : start + frames * width * 4].view(np.float32).reshape(frames, width)
+
+        return read
+
+
+def _cache_sequences(
+    files: dict[str, str], num_classes: int, scratch: IO[bytes], num_workers: int | None, progress: bool
+) -> _SequenceCache:
+    """Process every file (in worker processes) and append each kept sequence to `scratch`, in name order."""
+    cache = _SequenceCache()
+    with parallel_map(num_workers) as map_in_order:
+        results = map_in_order(_process_for_pool, list(files.values()))
+        for name, (joints, error) in tqdm(
+            zip(files, results, strict=True), total=len(files), desc="skeleton files", disable=not progress
+        ):
+            if error is not None:
+                logger.warning("Skipping %s: %s", name, error)
+                cache.skipped.append((name, error))
+                continue
+            label = _action_index(name)
+            if not 0 <= label < num_classes:  # A000 would otherwise index the last class
+                cache.skipped.append((name, f"action A{label + 1:03d} is not one of the {num_classes} classes"))
+                continue
+            scratch.write(joints.tobytes())
+            cache.names.append(name)
+            cache.spans.append((cache.size, joints.shape[0], joints.shape[1]))
+            cache.size += joints.nbytes
+    scratch.flush()
+    return cache
+
+
+def _write_benchmarks(
+    cache: _SequenceCache,
+    scratch: IO[bytes],
+    variant: NTUVariant,
+    output_dir: str | os.PathLike,
+    max_frames: int,
+    progress: bool,
+) -> dict[str, str]:
+    """Each of the variant's benchmark files from the cached sequences, padded to a common frame count."""
+    num_frames = max([max_frames] + [frames for _, frames, _ in cache.spans])
+    if num_frames > max_frames:
+        logger.warning(
+            "The longest sequence has %d frames; the files hold %d frames per sample.", num_frames, num_frames
+        )
+    sequence = cache.reader(scratch)
+    labels = np.array([_action_index(name) for name in cache.names])
+
+    def padded_rows(indices: np.ndarray) -> Iterator[np.ndarray]:
+        row = np.zeros((num_frames, VALUES_PER_FRAME), dtype=np.float32)
+        for index in indices:
+            joints = sequence(index)
+            frames, width = joints.shape
+            row[:] = 0
+            row[:frames, :width] = joints
+            if width == 75 and variant.copy_lone_actor:
+                row[:frames, 75:] = joints
+            yield row
+
+    written = {}
+    for benchmark in variant.benchmarks:
+        path = os.path.join(output_dir, benchmark.file_name)
+        train, test = split_indices(cache.names, benchmark)
+        for split, indices in (("training", train), ("test", test)):
+            if not len(indices):  # a partial download; the data sets refuse to open an empty split
+                logger.warning("%s gets no %s samples from these files.", benchmark.file_name, split)
+        with NpzWriter(path) as writer:
+            for split, indices in (("train", train), ("test", test)):
+                rows = tqdm(
+                    padded_rows(indices),
+                    total=len(indices),
+                    desc=f"{benchmark.file_name} {split}",
+                    disable=not progress,
+                )
+                add_split(writer, split, rows, labels[indices], num_frames, variant.num_classes)
+        written[benchmark.file_name] = path
+        logger.info("Wrote %s: %d training and %d test samples.", path, len(train), len(test))
     return written
 
 
