@@ -243,6 +243,24 @@ def infer_config(
     stored = _values_from_args(args, kind)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     id2label = overrides.pop("id2label", None)
+    _check_overrides(overrides, fixed, stored, force)
+    values = {**fixed, **stored, **overrides}
+    if "num_attention_heads" not in values:
+        raise CheckpointError(
+            "The number of attention heads is not stored in this checkpoint's args; pass it (--num-heads, or "
+            f"num_attention_heads=...) as a divisor of the width {fixed['hidden_size']} (the paper's models use 8)."
+        )
+    values = _with_defaults(values, kind, masking_given="masking_strategy" in overrides)
+    if id2label is not None:
+        values["id2label"] = _head_class_names(id2label, kind, values.get("num_labels"))
+    return MampConfig(**values)
+
+
+def _check_overrides(
+    overrides: dict[str, object], fixed: dict[str, object], stored: dict[str, object], force: bool
+) -> None:
+    """Refuse an override that contradicts the weights (always; `num_frames` only without `force`) or the
+    checkpoint's args (without `force`)."""
     for name, value in overrides.items():
         if name in fixed and value != fixed[name] and not (force and name == "num_frames"):
             # Only the temporal position table can be fitted to another shape (by resampling it); no other weight can.
@@ -258,12 +276,10 @@ def infer_config(
                 f"out, or pass force=True (--force) to use {value!r} anyway, which makes the model differ from the "
                 "authors'."
             )
-    values = {**fixed, **stored, **overrides}
-    if "num_attention_heads" not in values:
-        raise CheckpointError(
-            "The number of attention heads is not stored in this checkpoint's args; pass it (--num-heads, or "
-            f"num_attention_heads=...) as a divisor of the width {fixed['hidden_size']} (the paper's models use 8)."
-        )
+
+
+def _with_defaults(values: dict[str, object], kind: str, masking_given: bool) -> dict[str, object]:
+    """`values` completed with what the authors' code implies but neither the weights nor the args store."""
     if kind != "pretrain":
         # A classifier checkpoint has no decoder; describe one shaped like the encoder so that the configuration is
         # valid for any width and depth (loading the folder for pre-training starts that decoder afresh).
@@ -280,25 +296,28 @@ def infer_config(
     if kind == "pretrain":
         values.setdefault("norm_target", False)  # the authors' default for norm_skes_loss
         tau = float(values.get("motion_aware_tau", 0.0))
-        if "masking_strategy" not in overrides:
+        if not masking_given:
             # Their MAE baseline and a MAMP run with tau 0 mask uniformly at random.
             motion_aware = tau > 0 and values.get("pretraining_target") != "joints"
             values["masking_strategy"] = "motion_aware" if motion_aware else "random"
         if tau <= 0:
             values["motion_aware_tau"] = MampConfig().motion_aware_tau  # unused by random masking
-    if id2label is not None:
-        if kind == "pretrain":
-            raise CheckpointError(
-                "id2label names the classes of a classification head, and a pre-training checkpoint has none; leave "
-                "it out."
-            )
-        values["id2label"] = _check_id2label(id2label, "id2label")
-        if len(values["id2label"]) != values["num_labels"]:
-            raise CheckpointError(
-                f"The checkpoint's head has {values['num_labels']} classes but {len(id2label)} action names were "
-                f"given; pass the names of the data set it was trained on ({_DATASET_SIZES})."
-            )
-    return MampConfig(**values)
+    return values
+
+
+def _head_class_names(id2label: object, kind: str, num_labels: int | None) -> dict[int, str]:
+    """`id2label` checked against the checkpoint's head (a pre-training checkpoint has none)."""
+    if kind == "pretrain":
+        raise CheckpointError(
+            "id2label names the classes of a classification head, and a pre-training checkpoint has none; leave it out."
+        )
+    names = _check_id2label(id2label, "id2label")
+    if len(names) != num_labels:
+        raise CheckpointError(
+            f"The checkpoint's head has {num_labels} classes but {len(names)} action names were "
+            f"given; pass the names of the data set it was trained on ({_DATASET_SIZES})."
+        )
+    return names
 
 
 # The command-line options of `main` that set a `MampConfig` field, to name both in error messages.
@@ -476,28 +495,13 @@ def convert_checkpoint(
             "complete and unmodified?"
         ) from None
 
-    embedding_error = _verify_embedding(state_dict, model)
-    with torch.no_grad():
-        skeletons = torch.randn(2, config.max_persons, config.num_frames, config.num_joints, config.num_channels)
-        output = model(skeletons)
-    result = output.loss if kind == "pretrain" else output.logits
-    if embedding_error > 1e-4 or not torch.isfinite(result).all():
-        raise CheckpointError(
-            f"Verification failed: embedding difference {embedding_error:.2e}, finite output: "
-            f"{bool(torch.isfinite(result).all())}."
-        )
+    embedding_error, output_shape = _verify(state_dict, model, kind)
     if verbose:
         print(f"{checkpoint_path}: {kind} checkpoint -> {model_class.__name__}, {len(mapping)} tensors mapped")
-        groups: dict[tuple[str, str], int] = {}
-        for old, new in mapping:
-            key = (re.sub(r"\.\d+\.", ".{i}.", old), re.sub(r"\.\d+\.", ".{i}.", new))
-            groups[key] = groups.get(key, 0) + 1
-        for (old, new), count in groups.items():
-            print(f"  {old} -> {new}" + (f"  (x{count})" if count > 1 else ""))
+        _print_mapping(mapping)
         print(
             f"verified: joint embedding matches the official Conv2d to {embedding_error:.1e}; "
-            f"forward pass on random input finite ({'loss' if kind == 'pretrain' else 'logits'} shape "
-            f"{tuple(result.shape)})"
+            f"forward pass on random input finite ({'loss' if kind == 'pretrain' else 'logits'} shape {output_shape})"
         )
     if output_dir is not None:
         model.save_pretrained(output_dir)
@@ -510,6 +514,39 @@ def convert_checkpoint(
         if verbose:
             print(f"saved to {output_dir} (config.json, model.safetensors, preprocessor_config.json)")
     return model
+
+
+def _verify(
+    state_dict: dict[str, torch.Tensor], model: MampPreTrainedModel, kind: str
+) -> tuple[float, tuple[int, ...]]:
+    """The converted model's embedding against the official Conv2d, and its forward pass on random clips: the
+    largest embedding difference and the shape of the (finite) loss or logits.
+
+    Raises:
+        CheckpointError: the embedding differs by more than 1e-4 or the output is not finite.
+    """
+    config = model.config
+    embedding_error = _verify_embedding(state_dict, model)
+    with torch.no_grad():
+        skeletons = torch.randn(2, config.max_persons, config.num_frames, config.num_joints, config.num_channels)
+        output = model(skeletons)
+    result = output.loss if kind == "pretrain" else output.logits
+    if embedding_error > 1e-4 or not torch.isfinite(result).all():
+        raise CheckpointError(
+            f"Verification failed: embedding difference {embedding_error:.2e}, finite output: "
+            f"{bool(torch.isfinite(result).all())}."
+        )
+    return embedding_error, tuple(result.shape)
+
+
+def _print_mapping(mapping: list[tuple[str, str]]) -> None:
+    """The official -> converted names, one line per layer-indexed pattern (`blocks.{i}.norm1.weight ... (x8)`)."""
+    groups: dict[tuple[str, str], int] = {}
+    for old, new in mapping:
+        key = (re.sub(r"\.\d+\.", ".{i}.", old), re.sub(r"\.\d+\.", ".{i}.", new))
+        groups[key] = groups.get(key, 0) + 1
+    for (old, new), count in groups.items():
+        print(f"  {old} -> {new}" + (f"  (x{count})" if count > 1 else ""))
 
 
 @console_script("mamp-convert")
