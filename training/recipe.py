@@ -32,6 +32,7 @@ from transformers import PreTrainedModel, Trainer, TrainerCallback, TrainingArgu
 from mamp_hub import MampConfig, MampForMaskedMotionPrediction, MampForSkeletonClassification
 from mamp_hub.data import SkeletonDataCollator
 from mamp_hub.metrics import compute_metrics, logits_only
+from mamp_hub.processing_mamp import MampSkeletonProcessor
 from mamp_hub.tools.cli import console_script
 from mamp_hub.trainer import SkeletonTrainer, non_finite_tensors
 
@@ -239,22 +240,7 @@ def run(config: dict[str, Any], command: str = "", callbacks: Sequence[TrainerCa
     check_batch_norm_groups(model.config, args.per_device_train_batch_size)
     processor = build_processor(config["data"], model.config)
 
-    callbacks = list(callbacks)
-    if config.get("snapshot_epochs"):
-        callbacks.append(EpochSnapshots(config["snapshot_epochs"]))
-    knn = config.get("knn_monitor") or {}
-    if protocol == "pretrain" and knn.get("every_n_epochs"):
-        callbacks.append(
-            KnnMonitorCallback(
-                train_dataset,
-                eval_dataset,
-                SkeletonDataCollator(processor, training=False),
-                num_classes=len(id2label),
-                batch_size=args.per_device_eval_batch_size,
-                num_workers=args.dataloader_num_workers,
-                **knn,
-            )
-        )
+    callbacks = [*callbacks, *recipe_callbacks(config, train_dataset, eval_dataset, processor, len(id2label), args)]
     classifying = protocol != "pretrain"
     record = RunRecord.for_recipe(config)
     checkpoint, resumed = checkpoint_to_resume(
@@ -281,6 +267,43 @@ def run(config: dict[str, Any], command: str = "", callbacks: Sequence[TrainerCa
     trainer.train(resume_from_checkpoint=checkpoint)
 
     metrics = measured_metrics(trainer, len(train_dataset), len(eval_dataset))
+    save_and_publish(trainer, config, metrics, command, world_size)
+    return metrics
+
+
+def recipe_callbacks(
+    config: dict[str, Any],
+    train_dataset: Dataset,
+    eval_dataset: Dataset,
+    processor: MampSkeletonProcessor,
+    num_classes: int,
+    args: TrainingArguments,
+) -> list[TrainerCallback]:
+    """The callbacks the recipe asks for: epoch snapshots, and the kNN monitor of a pre-training."""
+    callbacks: list[TrainerCallback] = []
+    if config.get("snapshot_epochs"):
+        callbacks.append(EpochSnapshots(config["snapshot_epochs"]))
+    knn = config.get("knn_monitor") or {}
+    if config["protocol"] == "pretrain" and knn.get("every_n_epochs"):
+        callbacks.append(
+            KnnMonitorCallback(
+                train_dataset,
+                eval_dataset,
+                SkeletonDataCollator(processor, training=False),
+                num_classes=num_classes,
+                batch_size=args.per_device_eval_batch_size,
+                num_workers=args.dataloader_num_workers,
+                **knn,
+            )
+        )
+    return callbacks
+
+
+def save_and_publish(
+    trainer: RecipeTrainer, config: dict[str, Any], metrics: dict[str, float], command: str, world_size: int
+) -> None:
+    """Save the trained model, processor, state, run record and model card (or push them with `push_to_hub`)."""
+    args = trainer.args
     # `save_model` (also called by `push_to_hub`) refuses weights that are not finite, before anything is written.
     if args.push_to_hub:
         # Uploads the weights and processor (every process must call it); its generic README is replaced below.
@@ -297,7 +320,6 @@ def run(config: dict[str, Any], command: str = "", callbacks: Sequence[TrainerCa
         if args.push_to_hub:
             upload_card_and_metrics(trainer, card)
         logger.info("measured: %s", json.dumps(metrics))
-    return metrics
 
 
 def measured_metrics(trainer: RecipeTrainer, train_samples: int, eval_samples: int) -> dict[str, float]:
