@@ -1,6 +1,7 @@
 """Configuration of the MAMP model family: a `@strict` dataclass, validated however a value gets in."""
 
 import math
+import os
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -37,6 +38,33 @@ TRANSFORMERS_KWARGS = frozenset(
         *generation_parameter_names(),
     }
 )
+
+
+def check_local_folder(name_or_path: str | os.PathLike) -> None:
+    """Refuse at once a checkpoint that can only be a local folder and is not one.
+
+    transformers takes any name that is not an existing folder for a Hub repository id: a missing folder such as
+    `converted/ntu60-xsub-finetune` costs network retries (about 20 s offline) and ends in "couldn't connect to
+    huggingface.co". A name that a Hub id cannot be (a `Path`, one starting with `/`, `./`, `../` or `~`, or with more
+    than one `/`) is refused here instead, naming the folder; a name that could be a Hub id is left to transformers.
+
+    Raises:
+        FileNotFoundError: (an `OSError`, as transformers raises for a checkpoint it cannot find) naming the folder.
+    """
+    path = os.fspath(name_or_path)
+    if os.path.exists(path):
+        return
+    looks_local = (
+        isinstance(name_or_path, os.PathLike)
+        or path.startswith(("/", "./", "../", "~", f".{os.sep}", f"..{os.sep}"))
+        or path.count("/") > 1
+        or (os.sep != "/" and os.sep in path)
+    )
+    if looks_local:
+        raise FileNotFoundError(
+            f"{path!r} is not a folder (looked in {os.getcwd()}), and it is not a Hub id '<org>/<name>' either; pass "
+            "a folder written by save_pretrained (mamp-convert, python -m training, the tiny recipe) or a Hub id."
+        )
 
 
 class MampConfigError(StrictDataclassError, ValueError):
@@ -124,7 +152,7 @@ class MampConfig(PreTrainedConfig):
         attention_probs_dropout_prob (`float`): dropout on the attention probabilities.
         drop_path_rate (`float`): stochastic depth, increasing linearly over the encoder's layers
             (0.3 for fine-tuning in the paper). The decoder's layers take the first rates of the same ramp, as
-            in the authors' code, so the decoder may not be deeper than the encoder.
+            in the authors' code, so with a rate above 0 a decoder may not be deeper than the encoder.
         initializer_range (`float`, defaults to 0.02): std of the truncated-normal position embeddings and mask token.
         decoder_hidden_size, decoder_num_hidden_layers, decoder_num_attention_heads, decoder_intermediate_size:
             pre-training decoder dimensions (the authors' NTU-60 configs also use 3 decoder layers).
@@ -219,6 +247,13 @@ class MampConfig(PreTrainedConfig):
             )
         kwargs.pop("model_type", None)
         super().__post_init__(**kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any) -> Any:
+        """`PreTrainedConfig.from_pretrained` (which the models' `from_pretrained` calls), refusing at once a local
+        folder that does not exist (`check_local_folder`)."""
+        check_local_folder(pretrained_model_name_or_path)
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
     # ------------------------------------------------------------------ rules between fields (run by `validate()`)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ import torch
 from transformers import BatchFeature, FeatureExtractionMixin
 
 from ._compat import is_loading_argument
+from .configuration_mamp import check_local_folder
 from .skeletons.layouts import (
     SkeletonInput,
     count_valid_frames,
@@ -268,6 +270,15 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
             if name in _JOINT_LAYOUT_OPTIONS and "joint_axes" in self.__dict__:
                 self._check_joint_layout({**self.__dict__, name: value})
         super().__setattr__(name, value)
+
+    @classmethod
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any
+    ) -> MampSkeletonProcessor:
+        """`FeatureExtractionMixin.from_pretrained`, refusing at once a local folder that does not exist
+        (`check_local_folder`)."""
+        check_local_folder(pretrained_model_name_or_path)
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
     @classmethod
     def from_dict(cls, feature_extractor_dict: dict[str, Any], **kwargs: Any) -> MampSkeletonProcessor:
