@@ -1,16 +1,25 @@
-"""Shared fixtures: the authors' reference run (tests/fixtures/mamp_official_small.safetensors) and tiny configs."""
+"""What several test modules share: the authors' reference run (tests/fixtures/mamp_official_small.safetensors),
+tiny configs and checkpoints, a small synthetic data set, the examples as modules, and a training callback.
+
+Test modules import the helpers (`from conftest import tiny_config`); pytest provides the fixtures.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
 from safetensors import safe_open
+from transformers import TrainerCallback
+from transformers.utils import ModelOutput
 
-from mamp_hub import MampConfig
+from mamp_hub import MampConfig, MampForSkeletonClassification, MampPreTrainedModel, MampSkeletonProcessor
 
+ROOT = Path(__file__).resolve().parents[1]
 pytest_plugins = ["hub_server"]  # the loopback Hub's `local_hub` fixture, for the tests that push and pull
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -85,3 +94,64 @@ def tiny_config(**overrides) -> MampConfig:
 @pytest.fixture
 def config() -> MampConfig:
     return tiny_config()
+
+
+def tiny_model(
+    model_class: type[MampPreTrainedModel] = MampForSkeletonClassification, seed: int = 0, **overrides
+) -> MampPreTrainedModel:
+    """A randomly initialised (`torch.manual_seed(seed)`) model of `tiny_config(**overrides)`, in eval mode."""
+    torch.manual_seed(seed)
+    return model_class(tiny_config(**overrides)).eval()
+
+
+def save_tiny_checkpoint(
+    folder: Path, model_class: type[MampPreTrainedModel] = MampForSkeletonClassification, seed: int = 0, **overrides
+) -> Path:
+    """`tiny_model(model_class, seed, **overrides)` and its processor, saved in `folder` as a checkpoint folder is."""
+    model = tiny_model(model_class, seed, **overrides)
+    model.save_pretrained(folder)
+    MampSkeletonProcessor(num_frames=model.config.num_frames).save_pretrained(folder)
+    return folder
+
+
+@torch.no_grad()
+def run_saved(
+    folder: Path | str,
+    sequences,
+    model_class: type[MampPreTrainedModel] = MampForSkeletonClassification,
+    layout: str | None = None,
+    **processor_options,
+) -> ModelOutput:
+    """The outputs of the model saved in `folder` (eval mode) on `sequences`, prepared in one batch by the processor
+    saved with it (loaded with `processor_options`): what a pipeline's or an example's results should agree with."""
+    model = model_class.from_pretrained(folder).eval()
+    processor = MampSkeletonProcessor.from_pretrained(folder, **processor_options)
+    return model(**processor(sequences, layout=layout))
+
+
+def load_example(name: str) -> ModuleType:
+    """Import `examples/<name>.py` as a module (the folder is not a package: examples are scripts)."""
+    spec = importlib.util.spec_from_file_location(f"examples_{name}", ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def synthetic_npz(tmp_path_factory, request) -> Path:
+    """A synthetic `.npz` (seed 0, split by subject) of the test module's `SYNTHETIC_SAMPLES` clips (default 100)."""
+    from mamp_hub.data.synthetic import write_synthetic_npz
+
+    num_samples = getattr(request.module, "SYNTHETIC_SAMPLES", 100)
+    return Path(write_synthetic_npz(tmp_path_factory.mktemp("data") / "synthetic.npz", num_samples=num_samples, seed=0))
+
+
+class StopAtStep(TrainerCallback):
+    """Ends training after `step` optimizer steps, as an interruption would (a checkpoint is saved there)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            control.should_training_stop = True

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from conftest import tiny_config
+from conftest import save_tiny_checkpoint
 from hub_server import ROOT, client_env, run_client
 from huggingface_hub import ModelCard
 
@@ -59,11 +59,9 @@ CLIENT = """
 
 def save_release_folder(folder: Path) -> MampForSkeletonClassification:
     """A tiny classifier, its processor and the model card, as a released repository holds them."""
-    torch.manual_seed(0)
     labels = {0: "wave", 1: "kick", 2: "sit down"}
-    model = MampForSkeletonClassification(tiny_config(num_labels=3, id2label=labels, classifier_head="finetune"))
-    model.eval().save_pretrained(folder)
-    MampSkeletonProcessor(num_frames=16).save_pretrained(folder)
+    save_tiny_checkpoint(folder, num_labels=3, id2label=labels, classifier_head="finetune")
+    model = MampForSkeletonClassification.from_pretrained(folder).eval()
     card = (ROOT / "MODEL_CARD.md").read_text().replace("<org>/<repo>", REPO_ID)
     (folder / "README.md").write_text(card)
     return model

@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
-from test_examples import load_example
+from conftest import load_example, save_tiny_checkpoint, tiny_config
 
 from mamp_hub import (
     MampForMaskedMotionPrediction,
@@ -52,18 +51,12 @@ def clips(batch_size: int, persons: str, seed: int = 0) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def classifier_dir(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("classifier")
-    MampForSkeletonClassification(tiny_config(classifier_head="finetune")).save_pretrained(folder)
-    return folder
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("classifier"), classifier_head="finetune")
 
 
 @pytest.fixture(scope="module")
 def pretrained_dir(tmp_path_factory) -> Path:
-    torch.manual_seed(1)
-    folder = tmp_path_factory.mktemp("pretrained")
-    MampForMaskedMotionPrediction(tiny_config()).save_pretrained(folder)
-    return folder
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("pretrained"), MampForMaskedMotionPrediction, seed=1)
 
 
 @pytest.fixture(scope="module")

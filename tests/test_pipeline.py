@@ -3,7 +3,6 @@ the processor and the model give on the same clips, for every kind of input; exa
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import load_example, run_saved, save_tiny_checkpoint
 from transformers import pipeline
 
 from mamp_hub import (
@@ -32,12 +31,8 @@ ATOL = 1e-5
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     """A tiny random classifier and its processor, saved as a checkpoint folder is."""
-    torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("classifier")
-    config = tiny_config(num_labels=len(LABELS), id2label=LABELS, classifier_head="finetune")
-    MampForSkeletonClassification(config).eval().save_pretrained(folder)
-    MampSkeletonProcessor(num_frames=16).save_pretrained(folder)
-    return folder
+    return save_tiny_checkpoint(folder, num_labels=len(LABELS), id2label=LABELS, classifier_head="finetune")
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +44,6 @@ def clips(count: int, seed: int = 0) -> list[np.ndarray]:
     """NTU clips of different lengths: (frames, 25, 3), one person."""
     rng = np.random.default_rng(seed)
     return [rng.normal(size=(40 + 17 * index, 25, 3)).astype(np.float32) for index in range(count)]
-
-
-@torch.no_grad()
-def direct(checkpoint: Path, sequences, model_class: type = MampForSkeletonClassification, **processor_options):
-    """The saved model's outputs on `sequences`, prepared in one batch by the saved processor."""
-    model = model_class.from_pretrained(checkpoint).eval()
-    processor = MampSkeletonProcessor.from_pretrained(checkpoint, **processor_options)
-    return model(**processor(sequences))
 
 
 def as_scores(predictions: list[dict]) -> dict[str, float]:
@@ -79,20 +66,20 @@ def test_one_clip_gives_the_top_5_softmax_scores_of_the_model(checkpoint, classi
     assert len(predictions) == 5 and all(set(p) == {"score", "label"} for p in predictions)
     scores = [p["score"] for p in predictions]
     assert scores == sorted(scores, reverse=True) and sum(scores) <= 1
-    assert_top_k_of(predictions, direct(checkpoint, [clip]).logits[0])
+    assert_top_k_of(predictions, run_saved(checkpoint, [clip]).logits[0])
     assert classifier(torch.from_numpy(clip)) == predictions
 
     every = classifier(clip, top_k=100)  # at most num_labels
     assert len(every) == len(LABELS) and sum(p["score"] for p in every) == pytest.approx(1, abs=1e-5)
     logits = classifier(clip, top_k=2, function_to_apply="none")
-    expected = direct(checkpoint, [clip]).logits[0].topk(2).values
+    expected = run_saved(checkpoint, [clip]).logits[0].topk(2).values
     torch.testing.assert_close(torch.tensor([p["score"] for p in logits]), expected)
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 8])
 def test_a_batch_gives_one_list_per_clip(checkpoint, classifier, batch_size):
     batch = clips(5)
-    logits = direct(checkpoint, batch).logits
+    logits = run_saved(checkpoint, batch).logits
     for inputs in (batch, tuple(batch)):
         results = classifier(inputs, batch_size=batch_size)
         assert len(results) == len(batch)
@@ -104,7 +91,7 @@ def test_an_array_or_file_of_several_clips_is_a_batch(checkpoint, classifier, tm
     rows = np.zeros((3, 300, 150), np.float32)  # the rows of an NTU .npz file: zero-padded, two person slots
     for index, clip in enumerate(clips(3)):
         rows[index, : len(clip), :75] = clip.reshape(len(clip), 75)
-    logits = direct(checkpoint, rows).logits
+    logits = run_saved(checkpoint, rows).logits
 
     np.savez(tmp_path / "ntu.npz", x_train=rows[:1], x_test=rows, y_test=np.eye(3))
     np.savez(tmp_path / "x.npz", x=rows)
@@ -129,7 +116,7 @@ def test_a_npy_path_is_one_clip(checkpoint, classifier, tmp_path):
     clip = clips(1)[0]
     np.save(tmp_path / "clip.npy", clip)
     np.savez(tmp_path / "clip.npz", x_test=clip)
-    expected = direct(checkpoint, [clip]).logits[0]
+    expected = run_saved(checkpoint, [clip]).logits[0]
     for path in (tmp_path / "clip.npy", str(tmp_path / "clip.npy"), tmp_path / "clip.npz"):
         assert_top_k_of(classifier(path), expected)
     assert len(classifier([tmp_path / "clip.npy", clip])) == 2
@@ -140,7 +127,7 @@ def test_another_joint_layout_is_to_ntu_then_the_processor_and_model(checkpoint,
     h36m = (rng.normal(size=(60, 17, 3)) * 0.3 + [0, 0, 3]).astype(np.float32)  # camera space, metres
     ntu = to_ntu(h36m, "h36m")
     ntu = ntu - ntu[0, 1]  # centred on the first frame's spine middle, as NTU's files are
-    expected = direct(checkpoint, [ntu]).logits[0]
+    expected = run_saved(checkpoint, [ntu]).logits[0]
     assert_top_k_of(classifier(h36m, joint_layout="h36m"), expected)
     assert_top_k_of(classifier([h36m * 1000], joint_layout="h36m", joint_units="mm")[0], expected)
     # Set when the pipeline is made, or saved with the processor: the same.
@@ -169,7 +156,7 @@ def test_feature_extraction_gives_the_pooled_embedding(checkpoint):
     embedder = pipeline("skeleton-feature-extraction", model=str(checkpoint))
     assert isinstance(embedder, SkeletonFeatureExtractionPipeline) and isinstance(embedder.model, MampModel)
     batch = clips(3)
-    outputs = direct(checkpoint, batch, model_class=MampModel)
+    outputs = run_saved(checkpoint, batch, model_class=MampModel)
     embedding = embedder(batch[0])
     assert len(embedding) == 32
     np.testing.assert_allclose(embedding, outputs.pooler_output[0].numpy(), rtol=0, atol=ATOL)
@@ -229,15 +216,8 @@ def test_a_processor_that_fails_to_load_is_reported_with_its_cause(checkpoint, t
         pipeline("skeleton-action-recognition", model=str(tmp_path))
 
 
-def load_example():
-    spec = importlib.util.spec_from_file_location("examples_pipeline", ROOT / "examples" / "pipeline.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_example_runs_the_pipeline_on_an_array_a_list_and_a_path(tmp_path, capsys):
-    results = load_example().main(["--output-dir", str(tmp_path), "--top-k", "3"])
+    results = load_example("pipeline").main(["--output-dir", str(tmp_path), "--top-k", "3"])
     assert results["array"] == results["path"]
     assert [len(predictions) for predictions in results["list"]] == [3, 3]
     np.testing.assert_allclose(

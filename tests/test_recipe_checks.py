@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SMALL_MODEL, tiny_config
+from conftest import SMALL_MODEL, StopAtStep, tiny_config
 from transformers import TrainerCallback
 
 from mamp_hub import MampForMaskedMotionPrediction
@@ -28,13 +28,6 @@ from training.recipe import run, training_arguments
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "training" / "configs" / "tiny"
-
-
-@pytest.fixture(scope="module")
-def synthetic_npz(tmp_path_factory) -> Path:
-    from mamp_hub.data.synthetic import write_synthetic_npz
-
-    return Path(write_synthetic_npz(tmp_path_factory.mktemp("data") / "synthetic.npz", num_samples=100, seed=0))
 
 
 def pretrain_recipe(synthetic_npz: Path, output_dir: Path, *overrides: str) -> dict:
@@ -58,15 +51,6 @@ class TrainingStart(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.step = state.global_step
-
-
-class StopAtStep(TrainerCallback):
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            control.should_training_stop = True
 
 
 # ------------------------------------------------------------------------------------------------ recipe keys

@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import tiny_model
 from hub_server import client_env, run_client
 
 from mamp_hub import MampForSkeletonClassification, MampSkeletonProcessor
@@ -76,9 +76,8 @@ LOAD_WITHOUT_PACKAGE = """
 
 
 def tiny_classifier() -> tuple[MampForSkeletonClassification, MampSkeletonProcessor]:
-    torch.manual_seed(0)
-    config = tiny_config(num_labels=3, id2label={0: "wave", 1: "kick", 2: "sit down"}, classifier_head="finetune")
-    return MampForSkeletonClassification(config).eval(), MampSkeletonProcessor(num_frames=16)
+    labels = {0: "wave", 1: "kick", 2: "sit down"}
+    return tiny_model(num_labels=3, id2label=labels, classifier_head="finetune"), MampSkeletonProcessor(num_frames=16)
 
 
 def test_save_with_code_writes_the_modules_and_the_auto_map(tmp_path):

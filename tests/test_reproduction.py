@@ -48,11 +48,7 @@ SMALL_MODEL = [
 ]
 
 
-@pytest.fixture(scope="module")
-def synthetic_npz(tmp_path_factory) -> Path:
-    from mamp_hub.data.synthetic import write_synthetic_npz
-
-    return Path(write_synthetic_npz(tmp_path_factory.mktemp("data") / "synthetic.npz", num_samples=60, seed=0))
+SYNTHETIC_SAMPLES = 60  # clips of the `synthetic_npz` fixture (conftest.py)
 
 
 # ------------------------------------------------------------------------------------ semi-supervised sampling

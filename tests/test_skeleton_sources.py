@@ -6,13 +6,13 @@ module's name tables), so that a mistake in the module does not carry into its t
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import load_example
 
 from mamp_hub.data.synthetic import generate_synthetic_actions
 from mamp_hub.skeletons import (
@@ -260,15 +260,8 @@ def test_docs_tables_state_the_recipes():
             assert row in section.group(0), f"{source}: the docs lack the row {row!r}"
 
 
-def load_example():
-    spec = importlib.util.spec_from_file_location("from_pose_estimator", ROOT / "examples" / "from_pose_estimator.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_example_classifies_a_synthetic_h36m_sequence(capsys):
-    top = load_example().main([])
+    top = load_example("from_pose_estimator").main([])
     output = capsys.readouterr().out
     assert "MEANINGLESS" in output and "SYNTHETIC" in output
     assert len(top) == 5 and {name for name, _ in top} <= set(get_id2label("ntu60").values())
@@ -278,6 +271,6 @@ def test_example_classifies_a_synthetic_h36m_sequence(capsys):
 def test_example_reads_a_mediapipe_npy(ntu_skeletons, tmp_path, capsys):
     path = tmp_path / "landmarks.npy"
     np.save(path, source_from_ntu(ntu_skeletons[:40], "mediapipe").astype(np.float32))
-    top = load_example().main(["--input", str(path), "--source", "mediapipe", "--top-k", "3"])
+    top = load_example("from_pose_estimator").main(["--input", str(path), "--source", "mediapipe", "--top-k", "3"])
     assert len(top) == 3
     assert "converted mediapipe joints (40, 33, 3) to NTU joints (40, 25, 3)" in capsys.readouterr().out

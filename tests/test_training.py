@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL_MODEL, tiny_config
+from conftest import SMALL_MODEL, StopAtStep, tiny_config
 from huggingface_hub import ModelCard
-from transformers import TrainerCallback
 
 from mamp_hub import MampForSkeletonClassification, MampSkeletonProcessor
 from mamp_hub.data import ArraySkeletonDataset, SkeletonDataCollator
@@ -234,11 +233,7 @@ def test_model_card_reports_the_measured_metrics():
 TINY = CONFIGS / "tiny"
 
 
-@pytest.fixture(scope="module")
-def synthetic_npz(tmp_path_factory) -> Path:
-    from mamp_hub.data.synthetic import write_synthetic_npz
-
-    return Path(write_synthetic_npz(tmp_path_factory.mktemp("data") / "synthetic.npz", num_samples=160, seed=0))
+SYNTHETIC_SAMPLES = 160  # clips of the `synthetic_npz` fixture (conftest.py)
 
 
 def logged_losses(output_dir: Path) -> list[float]:
@@ -343,17 +338,6 @@ def test_pretraining_in_two_processes_with_gloo(tmp_path, synthetic_npz):
     last = state["global_step"]
     record = RunRecord.load(tmp_path / f"checkpoint-{last}")
     assert record.global_step == last and record.loss_sum == pytest.approx(sum(losses), rel=1e-5)
-
-
-class StopAtStep(TrainerCallback):
-    """Ends training after `step` optimizer steps, as an interruption would (a checkpoint is saved there)."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            control.should_training_stop = True
 
 
 def test_resume_from_a_checkpoint(tmp_path, synthetic_npz):
