@@ -1,61 +1,59 @@
-"""The examples and the README's quick start, run as a user runs them, with tiny models and synthetic data.
+"""The examples, and the README's and docs/' code blocks, run as a user runs them, with tiny models and synthetic data.
 
 Each example's `main(argv)` is called with the arguments a user would type, pointing `--checkpoint` at a tiny
 randomly initialised model saved to a temporary folder (where a user would give a Hub id or a converted
-checkpoint). The README test executes the quick-start block exactly as written, except that the checkpoint string
-names such a tiny model, in a folder that holds the `my_sequence.npy` the block loads.
+checkpoint). The blocks marked "runs as written after the two commands" in README.md and docs/*.md run unchanged in
+a working directory laid out as `python -m training.tiny_recipe --output_dir outputs/tiny_recipe` leaves it, with a
+tiny classifier in place of the recipe's (made in a second, not in the recipe's minutes).
 """
 
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
 import re
 import shlex
 from pathlib import Path
-from types import ModuleType
 
 import matplotlib.image
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import ROOT, load_example, run_saved, save_tiny_checkpoint
 
 from mamp_hub import (
+    MampConfig,
     MampForMaskedMotionPrediction,
     MampForSkeletonClassification,
     MampModel,
     MampSkeletonProcessor,
 )
+from mamp_hub.configuration_mamp import check_local_folder
 from mamp_hub.data import NpzSkeletonDataset
+from mamp_hub.data.synthetic import write_synthetic_npz
 from mamp_hub.skeletons import get_id2label
 from mamp_hub.tools import convert
 
-ROOT = Path(__file__).resolve().parents[1]
 # The examples batch their inputs differently from the checks below, which run the same model on them at once.
 ATOL = 1e-5
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+RUNNABLE = re.compile(
+    r"<!-- (quick start: )?runs as written after the two commands[^>]*-->\n```python\n(.*?)```", re.DOTALL
+)
 
 
-def load_example(name: str) -> ModuleType:
-    """Import `examples/<name>.py` as a module (the folder is not a package: examples are scripts)."""
-    spec = importlib.util.spec_from_file_location(f"examples_{name}", ROOT / "examples" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def runnable_blocks() -> list[tuple[str, bool, str]]:
+    """(document, whether it is the quick start, code) of every block marked to run as written."""
+    return [
+        (f"{path.relative_to(ROOT)} block {index + 1}", bool(quick_start), code)
+        for path in DOCUMENTS
+        for index, (quick_start, code) in enumerate(RUNNABLE.findall(path.read_text(encoding="utf-8")))
+    ]
 
 
-@torch.no_grad()
-def run_saved(model_class: type, folder: Path | str, sequences, layout: str | None = None):
-    """The model saved in `folder` (eval mode) and its outputs on `sequences`, prepared in one batch by the
-    processor saved with it: what an example's output should agree with."""
-    model = model_class.from_pretrained(folder).eval()
-    processor = MampSkeletonProcessor.from_pretrained(folder)
-    return model, model(**processor(sequences, layout=layout))
-
-
-def quick_start_block(readme: str) -> str:
-    return re.search(r"<!-- quick-start:[^>]*-->\n```python\n(.*?)```", readme, re.DOTALL).group(1)
+def quick_start_block() -> str:
+    (code,) = [code for _, quick_start, code in runnable_blocks() if quick_start]
+    return code
 
 
 def printed_top5(output: str) -> list[str]:
@@ -63,30 +61,40 @@ def printed_top5(output: str) -> list[str]:
     return ast.literal_eval(output.split("top-5:")[1].strip())
 
 
-def top5_names(model: MampForSkeletonClassification, logits: torch.Tensor) -> list[str]:
-    """The model's five most likely classes for the first sequence of a batch, by name."""
-    return [model.config.id2label[i] for i in logits.topk(5).indices[0].tolist()]
+def top5_names(id2label: dict[int, str], logits: torch.Tensor) -> list[str]:
+    """The five most likely classes for the first sequence of a batch, by name."""
+    return [id2label[i] for i in logits.topk(5).indices[0].tolist()]
 
 
 @pytest.fixture(scope="module")
 def pretrained_dir(tmp_path_factory) -> Path:
     """A tiny randomly initialised pre-training checkpoint and its processor, as a released repository holds."""
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("pretrained")
-    MampForMaskedMotionPrediction(tiny_config()).save_pretrained(folder)
-    MampSkeletonProcessor(num_frames=16).save_pretrained(folder)
-    return folder
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("pretrained"), MampForMaskedMotionPrediction)
 
 
 @pytest.fixture(scope="module")
 def classifier_dir(tmp_path_factory) -> Path:
     """A tiny randomly initialised NTU-60 classifier and its processor."""
-    torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("classifier")
-    config = tiny_config(num_labels=60, id2label=get_id2label("ntu60"), classifier_head="finetune")
-    MampForSkeletonClassification(config).eval().save_pretrained(folder)
-    MampSkeletonProcessor(num_frames=16).save_pretrained(folder)
-    return folder
+    return save_tiny_checkpoint(folder, num_labels=60, id2label=get_id2label("ntu60"), classifier_head="finetune")
+
+
+@pytest.fixture(scope="module")
+def after_the_two_commands(tmp_path_factory) -> Path:
+    """A working directory as the README's first command leaves it: `outputs/tiny_recipe/synthetic.npz` and the
+    fine-tuned classifier of its classes in `outputs/tiny_recipe/finetune_mamp/` (here tiny and untrained)."""
+    command = re.search(r"^python -m training\.tiny_recipe .*$", (ROOT / "README.md").read_text(), re.MULTILINE)
+    output_dir = shlex.split(command.group(0).split("#")[0])[-1]
+    # The recipe's own names for its data file and its fine-tuned stage.
+    recipe = (ROOT / "training" / "tiny_recipe.py").read_text()
+    assert '"synthetic.npz"' in recipe and '"finetune_mamp"' in recipe
+    root = tmp_path_factory.mktemp("after_the_two_commands")
+    (root / output_dir).mkdir(parents=True)
+    data = write_synthetic_npz(root / output_dir / "synthetic.npz", num_samples=20, seed=0)
+    id2label = NpzSkeletonDataset(data, split="test").id2label
+    folder = root / output_dir / "finetune_mamp"
+    save_tiny_checkpoint(folder, num_labels=len(id2label), id2label=id2label, classifier_head="finetune")
+    return root
 
 
 def test_extract_features(pretrained_dir, tmp_path):
@@ -106,7 +114,7 @@ def test_extract_features(pretrained_dir, tmp_path):
     assert features.shape == (len(sequences), 32) and np.isfinite(features).all()
     np.testing.assert_array_equal(np.load(tmp_path / "features.npy"), features)
     # The encoder's pooled features of the test split, in order (the example ran them in batches of 2).
-    _, outputs = run_saved(MampModel, pretrained_dir, sequences, layout="ntu_flat")
+    outputs = run_saved(pretrained_dir, sequences, MampModel, layout="ntu_flat")
     np.testing.assert_allclose(features, outputs.pooler_output.numpy(), atol=ATOL, rtol=0)
 
     # The same clips as a .npy batch in the (N, persons, frames, joints, xyz) layout give the same features.
@@ -131,12 +139,13 @@ def test_classify_prints_top5_action_names(classifier_dir, tmp_path, capsys):
     )
     # Without --input the example classifies the first test clips of the synthetic file it wrote.
     dataset = NpzSkeletonDataset(tmp_path / "synthetic.npz", split="test")
-    model, outputs = run_saved(MampForSkeletonClassification, classifier_dir, dataset.sequences[:3], "ntu_flat")
+    outputs = run_saved(classifier_dir, dataset.sequences[:3], layout="ntu_flat")
+    id2label = MampConfig.from_pretrained(classifier_dir).id2label
     expected = outputs.logits.softmax(dim=-1).topk(5)
     assert len(predictions) == 3
     for index, record in enumerate(predictions):
         assert record["index"] == index and record["true_action"] == dataset.id2label[dataset.labels[index]]
-        names = [model.config.id2label[i] for i in expected.indices[index].tolist()]
+        names = [id2label[i] for i in expected.indices[index].tolist()]
         assert [p["action"] for p in record["top_k"]] == names
         # The example rounds probabilities to 4 decimals.
         assert [p["probability"] for p in record["top_k"]] == pytest.approx(expected.values[index].tolist(), abs=1e-4)
@@ -199,25 +208,61 @@ def test_visualize_masking_writes_a_png(pretrained_dir, tmp_path, capsys):
     assert masked > visible
 
 
-def test_readme_quick_start(classifier_dir, tmp_path, monkeypatch, capsys):
-    block = quick_start_block((ROOT / "README.md").read_text())
-    assert len(block.strip().splitlines()) <= 15, "the quick start should stay short"
-    checkpoint = re.search(r'^checkpoint = "([^"]+)"', block, re.MULTILINE).group(1)
-    block = block.replace(f'"{checkpoint}"', repr(str(classifier_dir)))
-
-    monkeypatch.chdir(tmp_path)
-    rng = np.random.default_rng(0)
-    np.save("my_sequence.npy", rng.normal(scale=0.3, size=(70, 25, 3)).astype(np.float32))
-    exec(compile(block, "README.md quick start", "exec"), {"__name__": "__main__"})
-
+@pytest.mark.parametrize(
+    ("document", "quick_start", "code"), [pytest.param(*block, id=block[0]) for block in runnable_blocks()]
+)
+def test_documented_blocks_run_as_written_after_the_two_commands(
+    document, quick_start, code, after_the_two_commands, monkeypatch, capsys
+):
+    monkeypatch.chdir(after_the_two_commands)
+    exec(compile(code, document, "exec"), {"__name__": "__main__"})
+    if not quick_start:
+        return
+    assert len(code.strip().splitlines()) <= 15, "the quick start should stay short"
     output = capsys.readouterr().out
-    assert "features: (1, 32)" in output
-    model, outputs = run_saved(MampForSkeletonClassification, classifier_dir, [np.load("my_sequence.npy")])
-    assert printed_top5(output) == top5_names(model, outputs.logits)
+    assert "features: (1, 32)" in output  # the tiny model's width; the tiny recipe's is 64
+    checkpoint = re.search(r'^checkpoint = "([^"]+)"', code, re.MULTILINE).group(1)
+    clip = np.load("outputs/tiny_recipe/synthetic.npz")["x_test"][0]
+    outputs = run_saved(checkpoint, [clip])
+    assert printed_top5(output) == top5_names(MampConfig.from_pretrained(checkpoint).id2label, outputs.logits)
+
+
+def test_the_readme_and_docs_pipelines_have_their_runnable_blocks():
+    """The marker that puts a block under test is on the quick start, the README's pipeline block and the
+    pipeline page's (a marker lost in an edit would silently stop testing it)."""
+    documents = [document.split(" block")[0] for document, _, _ in runnable_blocks()]
+    assert documents.count("README.md") >= 2 and "docs/pipelines.md" in documents
+    assert "outputs/tiny_recipe/finetune_mamp" in quick_start_block()
+
+
+@pytest.mark.parametrize(
+    "load",
+    [MampConfig.from_pretrained, MampSkeletonProcessor.from_pretrained, MampForSkeletonClassification.from_pretrained],
+    ids=["config", "processor", "model"],
+)
+def test_a_missing_local_folder_fails_at_once_naming_it(load, tmp_path, monkeypatch):
+    """A name that only a folder can have is refused before transformers looks it up on the Hub (which, offline,
+    retries for about 23 s per file and then blames the connection); transformers itself raises OSError there too."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("outputs/tiny_recipe/finetune_mamp", "./converted/ntu60-xsub-finetune", "../elsewhere", "/no/such"):
+        with pytest.raises(FileNotFoundError, match=re.escape(f"{name!r} is not a folder (looked in {tmp_path})")):
+            load(name)
+    with pytest.raises(FileNotFoundError, match="is not a folder"):
+        load(Path("converted") / "ntu60-xsub-finetune")  # a Path is a folder, whatever its shape
+
+
+def test_a_name_that_could_be_a_hub_id_or_an_existing_folder_is_left_to_transformers(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    check_local_folder("converted/ntu60-xsub-finetune")  # "<org>/<name>": looked up on the Hub
+    check_local_folder("mamp-ntu60-xsub-finetune")
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    check_local_folder("a/b/")
+    check_local_folder(Path("a") / "b")
 
 
 def test_newcomer_converts_an_official_checkpoint_then_runs_the_quick_start(reference, tmp_path, monkeypatch, capsys):
-    """The README path from an authors' fine-tuned `.pth` to a prediction, with no substitution in the quick start.
+    """The README path from an authors' fine-tuned `.pth` to a prediction: the quick start runs on the folder that
+    the README's `mamp-convert` line writes, which its `checkpoint` line names beside the tiny recipe's.
 
     The official file is the reference run's fine-tuned model in the authors' checkpoint layout; it has 4 heads
     and 7 classes, so the README's `mamp-convert` line runs with `--num-heads 4` and without `--id2label ntu60`.
@@ -228,18 +273,22 @@ def test_newcomer_converts_an_official_checkpoint_then_runs_the_quick_start(refe
     command = shlex.split(re.search(r"^mamp-convert finetune-checkpoint\.pth .*$", readme, re.MULTILINE).group(0))
     arguments = " ".join(command[1:]).replace("--num-heads 8", "--num-heads 4").replace(" --id2label ntu60", "")
     convert.main(arguments.split())
+    converted = command[2]
 
-    block = quick_start_block(readme)
-    checkpoint = re.search(r'^checkpoint = "([^"]+)"', block, re.MULTILINE).group(1)
+    block = quick_start_block()
+    line = re.search(r'^checkpoint = "([^"]+)".*$', block, re.MULTILINE)
+    assert f'"{converted}"' in line.group(0), "the quick start names the converted folder beside the tiny recipe's"
+    block = block.replace(f'"{line.group(1)}"', f'"{converted}"', 1)
     # The converted folder computes the authors' fine-tuned model: their logits on the reference input.
-    model = MampForSkeletonClassification.from_pretrained(checkpoint).eval()
+    model = MampForSkeletonClassification.from_pretrained(converted).eval()
     with torch.no_grad():
         logits = model(reference.skeleton_values).logits
     torch.testing.assert_close(logits, reference["finetune.logits"], atol=ATOL, rtol=0)
 
-    np.save("my_sequence.npy", np.random.default_rng(0).normal(scale=0.3, size=(70, 25, 3)).astype(np.float32))
+    Path("outputs/tiny_recipe").mkdir(parents=True)
+    write_synthetic_npz("outputs/tiny_recipe/synthetic.npz", num_samples=20, seed=0)  # the clip the block reads
     exec(compile(block, "README.md quick start", "exec"), {"__name__": "__main__"})
     output = capsys.readouterr().out
     assert "features: (1, 32)" in output
-    _, outputs = run_saved(MampForSkeletonClassification, checkpoint, [np.load("my_sequence.npy")])
-    assert printed_top5(output) == top5_names(model, outputs.logits)
+    outputs = run_saved(converted, [np.load("outputs/tiny_recipe/synthetic.npz")["x_test"][0]])
+    assert printed_top5(output) == top5_names(model.config.id2label, outputs.logits)
