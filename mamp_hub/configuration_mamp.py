@@ -44,7 +44,7 @@ def check_local_folder(name_or_path: str | os.PathLike) -> None:
     """Refuse at once a checkpoint that can only be a local folder and is not one.
 
     transformers takes any name that is not an existing folder for a Hub repository id: a missing folder such as
-    `converted/ntu60-xsub-finetune` costs network retries (about 20 s offline) and ends in "couldn't connect to
+    `converted/ntu60-xsub-finetune` costs network retries (23 s per file offline) and ends in "couldn't connect to
     huggingface.co". A name that a Hub id cannot be (a `Path`, one starting with `/`, `./`, `../` or `~`, or with more
     than one `/`) is refused here instead, naming the folder; a name that could be a Hub id is left to transformers.
 
