@@ -13,6 +13,7 @@ classifier(["a.npy", array, tensor], batch_size=8)  # one such list per clip
 classifier("lifted.npy", joint_layout="h36m")       # Human3.6M joints, converted to the NTU layout
 embedder = pipeline("skeleton-feature-extraction", model="converted/ntu60-xsub-finetune")
 embedder("clip.npy")                                # the clip embedding: hidden_size floats
+classifier("recording.npy", window=126, stride=32, fps=30)  # {"segments": [{"label", "score", "start", ...}]}
 ```
 
 A clip is a numpy array, a torch tensor, or the path of a `.npy` or `.npz` file, in any array layout the processor
@@ -21,6 +22,11 @@ reads (`MampSkeletonProcessor`: `(frames, 25, 3)`, `(persons, frames, 25, 3)`, N
 the array that `npz_key=` names. An input that holds several clips (a list, a batched array, a file of a batch)
 gives one result per clip; the pipeline's `batch_size` sets how many clips go through the processor and the model
 together.
+
+Called with `window=` (or another of `WINDOW_OPTIONS`), a pipeline takes ONE long recording, of any number of people,
+and runs the model on its windows (`mamp_hub.recognition`, docs/long_recordings.md): the action recognition
+pipeline returns segments with their frames (and per-frame scores, windows), the feature extraction pipeline one
+embedding per window.
 """
 
 from __future__ import annotations
@@ -38,13 +44,18 @@ from transformers.utils import add_end_docstrings
 
 from ._compat import pipeline_iterator
 from .processing_mamp import MampSkeletonProcessor
+from .recognition.persons import Recording, checked_policy, read_recording
+from .recognition.recognize import recognize_recording, window_features
+from .recognition.runners import SCORE_FUNCTIONS, TorchRunner, checked_batch_size, class_scores
+from .recognition.windows import checked_fps, checked_min_score, checked_window
 from .skeletons.layouts import as_float_array
 
 # The arrays a `.npz` file's clips are read from when `npz_key` is not given, in order of preference.
 NPZ_KEYS: tuple[str, ...] = ("x_test", "x")
-_SCORE_FUNCTIONS = ("softmax", "sigmoid", "none")
 # The call arguments that say how to read the input.
 _READING_PARAMETERS = ("layout", "npz_key", "joint_layout", "joint_units", "joint_axes")
+# The call arguments that ask for recognition of one recording in windows instead of one result per clip.
+WINDOW_OPTIONS = ("window", "stride", "fps", "persons", "tracks", "min_score", "return_frame_scores", "return_windows")
 
 SkeletonClip = np.ndarray | torch.Tensor | str | os.PathLike
 
@@ -131,7 +142,10 @@ class _SkeletonPipeline(Pipeline):
             raise ValueError(f"The skeleton processor saved with {source!r} could not be loaded: {error}") from error
 
     def __call__(self, inputs: SkeletonClip | list[SkeletonClip], **kwargs: Any) -> Any:
-        """Runs the pipeline on one clip, or on each clip of a batch (see the subclasses)."""
+        """Runs the pipeline on one clip, or on each clip of a batch, or on one recording in windows (see the
+        subclasses)."""
+        if any(kwargs.get(name) is not None for name in WINDOW_OPTIONS):
+            return self._call_windowed(inputs, **kwargs)
         if isinstance(inputs, tuple):
             inputs = list(inputs)
         if isinstance(inputs, (str, os.PathLike, np.ndarray, torch.Tensor)):
@@ -146,6 +160,49 @@ class _SkeletonPipeline(Pipeline):
         if isinstance(inputs, list) and not inputs:
             raise ValueError("Got no clips (an empty list or batch); pass at least one clip.")
         return super().__call__(inputs, **kwargs)
+
+    def _call_windowed(
+        self,
+        inputs: SkeletonClip,
+        window: int | None = None,
+        stride: int | None = None,
+        fps: float | None = None,
+        persons: str | None = None,
+        tracks: Any = None,
+        batch_size: int | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """One recording in windows (see `mamp_hub.recognition`): reads and checks what all windowed calls share."""
+        if not isinstance(inputs, (str, os.PathLike, np.ndarray, torch.Tensor)):
+            raise ValueError(
+                f"Recognition in windows takes one recording (an array, a tensor or a .npy/.npz path), got "
+                f"{type(inputs).__name__}; call the pipeline once per recording."
+            )
+        reading = {name: kwargs.pop(name) for name in _READING_PARAMETERS if name in kwargs}
+        params = {**self._preprocess_params, **self._sanitize_parameters(**reading)[0]}
+        processor = params.get("processor", self.feature_extractor)
+        window, stride = checked_window(window, stride, processor.num_frames, processor.eval_crop_ratio)
+        settings = {
+            "max_persons": processor.max_persons,
+            "persons": checked_policy("most_active" if persons is None else persons),
+            "fps": checked_fps(fps),
+            "batch_size": checked_batch_size(batch_size or self._batch_size or 1),
+        }
+        recording = read_recording(
+            read_skeletons(inputs, params.get("npz_key")), processor, params.get("layout"), tracks
+        )
+        return self._windowed(recording, processor, window, stride, settings, **kwargs)
+
+    def _windowed(
+        self,
+        recording: Recording,
+        processor: MampSkeletonProcessor,
+        window: int,
+        stride: int,
+        settings: dict[str, Any],
+        **options: Any,
+    ) -> Any:
+        raise NotImplementedError
 
     def _sanitize_parameters(
         self,
@@ -267,11 +324,23 @@ class SkeletonActionRecognitionPipeline(_SkeletonPipeline):
                 call (default: the saved processor's); e.g. `joint_layout="h36m"` for Human3.6M joints.
             npz_key (`str`, *optional*): the array of a `.npz` file that holds the clips (default `x_test`, else
                 `x`).
-            batch_size (`int`, *optional*): clips per processor and model call.
+            batch_size (`int`, *optional*): clips (windows) per processor and model call.
+            window (`int`, *optional*): recognise ONE long recording in windows of this many frames (default, when
+                another window option is given: the checkpoint's, `round(num_frames / eval_crop_ratio)`); the
+                recording may hold any number of people (`(persons, frames, joints, channels)`).
+            stride (`int`, *optional*): frames between window starts (default: a quarter of the window).
+            fps (`float`, *optional*): frames per second; results then carry `"start_s"` and `"end_s"` too.
+            min_score (`float`, *optional*): frames whose top score is below it belong to no segment.
+            return_frame_scores (`bool`, *optional*): add `"frame_scores"`, `(frames, num_labels)`.
+            return_windows (`bool`, *optional*): add `"windows"`, one dict per window.
+            persons (`str`, *optional*): `"most_active"` (default: each window's `max_persons` most active people)
+                or `"each"` (every person or track on its own; results carry `"track"`).
+            tracks (*optional*): track ids of the person rows, `(persons,)` or per frame `(persons, frames)`.
 
         Returns:
             For one clip, `top_k` dicts `{"score": float, "label": str}`, highest score first; for several, one such
-            list per clip, in order.
+            list per clip, in order. In windows, `{"segments": [{"label", "score", "start", "end"}, ...]}` (frames,
+            `end` exclusive) and the asked-for `"frame_scores"` and `"windows"` (see `mamp_hub.recognition.recognize`).
 
         Raises:
             ValueError: for an input that is no clip (another type, a missing or unreadable file, a shape that fits
@@ -286,24 +355,45 @@ class SkeletonActionRecognitionPipeline(_SkeletonPipeline):
                 raise ValueError(f"top_k must be a positive integer, got {top_k!r}.")
             params["top_k"] = top_k
         if function_to_apply is not None:
-            if function_to_apply not in _SCORE_FUNCTIONS:
+            if function_to_apply not in SCORE_FUNCTIONS:
                 raise ValueError(
-                    f"function_to_apply must be one of {list(_SCORE_FUNCTIONS)}, got {function_to_apply!r}."
+                    f"function_to_apply must be one of {list(SCORE_FUNCTIONS)}, got {function_to_apply!r}."
                 )
             params["function_to_apply"] = function_to_apply
         return params
+
+    def _windowed(
+        self,
+        recording: Recording,
+        processor: MampSkeletonProcessor,
+        window: int,
+        stride: int,
+        settings: dict[str, Any],
+        min_score: float | None = None,
+        return_frame_scores: bool = False,
+        return_windows: bool = False,
+        function_to_apply: str | None = None,
+        **others: Any,
+    ) -> dict[str, Any]:
+        _refuse_in_windows(others, "min_score, return_frame_scores, return_windows, function_to_apply")
+        return recognize_recording(
+            recording,
+            TorchRunner(self.model, processor, "scores", function_to_apply, self.device),
+            self.model.config.id2label,
+            window,
+            stride,
+            min_score=checked_min_score(min_score),
+            return_frame_scores=bool(return_frame_scores),
+            return_windows=bool(return_windows),
+            **settings,
+        )
 
     def postprocess(
         self, model_outputs: Any, top_k: int = 5, function_to_apply: str | None = None
     ) -> list[dict[str, Any]]:
         """(1, num_labels) logits of one clip -> its `top_k` labels and scores, highest first."""
         config = self.model.config
-        if function_to_apply is None:
-            problem_type = config.problem_type
-            defaults = {"regression": "none", "multi_label_classification": "sigmoid"}
-            function_to_apply = defaults.get(problem_type, "softmax")
-        logits = model_outputs["logits"][0].float()
-        scores = {"softmax": logits.softmax(-1), "sigmoid": logits.sigmoid(), "none": logits}[function_to_apply]
+        scores = class_scores(model_outputs["logits"][0], function_to_apply, config.problem_type)
         scores, ids = scores.topk(min(top_k, config.num_labels))
         return [
             {"score": score, "label": config.id2label[i]}
@@ -342,9 +432,13 @@ class SkeletonFeatureExtractionPipeline(_SkeletonPipeline):
             return_tensors (`bool`, *optional*, defaults to `False`): torch tensors instead of nested lists.
             layout, joint_layout, joint_units, joint_axes, npz_key, batch_size: as for the action recognition
                 pipeline.
+            window, stride, fps, persons, tracks: ONE long recording in windows, as for the action recognition
+                pipeline.
 
         Returns:
-            For one clip, its features; for several, a list of them, one per clip.
+            For one clip, its features; for several, a list of them, one per clip. In windows, one dict per window
+            (per track with `persons="each"`): `{"start", "end", "features"}` (frames, `end` exclusive; and
+            `"start_s"`, `"end_s"`, `"track"` likewise), `features` None for a window where nobody is present.
         """
         return super().__call__(inputs, **kwargs)
 
@@ -356,11 +450,40 @@ class SkeletonFeatureExtractionPipeline(_SkeletonPipeline):
             params["return_tensors"] = bool(return_tensors)
         return params
 
-    def postprocess(self, model_outputs: Any, pool: bool = True, return_tensors: bool = False) -> Any:
-        if not pool and "last_hidden_state" not in model_outputs:
+    def _windowed(
+        self,
+        recording: Recording,
+        processor: MampSkeletonProcessor,
+        window: int,
+        stride: int,
+        settings: dict[str, Any],
+        pool: bool = True,
+        return_tensors: bool = False,
+        **others: Any,
+    ) -> list[dict[str, Any]]:
+        _refuse_in_windows(others, "pool, return_tensors")
+        runner = TorchRunner(self.model, processor, self._features_output(pool), device=self.device)
+        return window_features(recording, runner, window, stride, return_tensors=bool(return_tensors), **settings)
+
+    def _features_output(self, pool: bool) -> str:
+        """The model output that holds the features: `pooler_output`, or with `pool=False` `last_hidden_state`."""
+        if pool:
+            return "pooler_output"
+        if type(self.model).__name__ != "MampModel":
             raise ValueError(
                 f"pool=False returns token features, which {type(self.model).__name__} does not output; load the "
                 "checkpoint as MampModel (pipeline(task, model=path) does), or keep pool=True."
             )
-        features = model_outputs["pooler_output" if pool else "last_hidden_state"][0]
+        return "last_hidden_state"
+
+    def postprocess(self, model_outputs: Any, pool: bool = True, return_tensors: bool = False) -> Any:
+        features = model_outputs[self._features_output(pool)][0]
         return features if return_tensors else features.tolist()
+
+
+def _refuse_in_windows(options: dict[str, Any], accepted: str) -> None:
+    if options:
+        raise ValueError(
+            f"{', '.join(sorted(options))} do not apply to recognition in windows; its options are {', '.join(WINDOW_OPTIONS)}, "
+            f"the reading options, batch_size, and {accepted}."
+        )
