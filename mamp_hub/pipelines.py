@@ -186,7 +186,7 @@ class _SkeletonPipeline(Pipeline):
             "max_persons": processor.max_persons,
             "persons": checked_policy("most_active" if persons is None else persons),
             "fps": checked_fps(fps),
-            "batch_size": checked_batch_size(batch_size or self._batch_size or 1),
+            "batch_size": checked_batch_size(batch_size if batch_size is not None else self._batch_size or 1),
         }
         recording = read_recording(
             read_skeletons(inputs, params.get("npz_key")), processor, params.get("layout"), tracks
