@@ -111,7 +111,8 @@ def person_rows(array: np.ndarray, processor: Any, layout: str | None = None, wh
     if layout == "CTVM":
         return array.transpose(3, 1, 2, 0)
     if layout == "ntu_flat":
-        return array.reshape(len(array), -1, processor.num_joints, processor.num_channels).transpose(1, 0, 2, 3)
+        joints, channels = processor.num_joints, processor.num_channels
+        return array.reshape(len(array), array.shape[1] // (joints * channels), joints, channels).transpose(1, 0, 2, 3)
     return array  # MTVC
 
 
