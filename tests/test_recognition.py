@@ -5,6 +5,7 @@ per-frame top class, timestamps, people and tracks, and every kind of bad input.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import itertools
 import json
 import re
@@ -448,3 +449,20 @@ def test_mamp_recognize_is_installed(checkpoint, tmp_path):
     )
     assert completed.returncode == 0, completed.stderr
     assert "segments in" in completed.stdout
+
+
+def test_the_long_recording_example_runs(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("examples_long_recording", ROOT / "examples" / "long_recording.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    outputs = example.main(["--output-dir", str(tmp_path), "--actions", "2", "--chunk", "7"])
+    assert outputs["streamed"] == outputs["result"]["windows"]
+    played = np.zeros(len(outputs["recording"]), dtype=bool)
+    for _, start, end in outputs["played"]:
+        played[start:end] = True
+    recognised = np.zeros_like(played)
+    for segment in outputs["result"]["segments"]:
+        recognised[segment["start"] : segment["end"]] = True
+    np.testing.assert_array_equal(recognised, played)  # the gaps, where nobody is in view, are no action
+    assert matplotlib.image.imread(tmp_path / "timeline.png").ndim == 3
+    assert "the same as offline: True" in capsys.readouterr().out
