@@ -4,6 +4,7 @@ pipeline, a model and its processor, or an ONNX export; memory for one window; b
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -209,3 +210,20 @@ def test_a_live_loop_of_single_frames(classifier):
     windows = [window for frame in frames for window in recognizer.push(frame[None])]
     assert [(w["start"], w["end_s"]) for w in windows] == [(0, 17 / 30), (4, 21 / 30), (8, 25 / 30), (12, 29 / 30)]
     assert [(w["start"], w["end"]) for w in recognizer.flush()] == [(13, 30)]
+
+
+def test_bench_streaming_smoke_returns_rows_and_writes_json(tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_streaming
+
+    path = tmp_path / "streaming.json"
+    rows = bench_streaming.main(["--smoke", "--no-onnx", "--json", str(path)])
+    assert [(row["task"], row["batch_size"]) for row in rows] == [
+        ("windowed recognition (offline)", 1),
+        ("windowed recognition (offline)", 4),
+        ("streaming push", 1),
+    ]
+    assert rows[0]["window"] == 17 and rows[0]["stride"] == 4 and rows[0]["throughput"] > 0
+    assert 0 < rows[2]["median_ms"] <= rows[2]["p95_ms"] and len(rows[2]["seconds"]) == 5
+    assert json.loads(path.read_text())["results"] == rows
+    assert "| streaming push | PyTorch | cpu | 17 / 4 | 1 | median" in capsys.readouterr().out
