@@ -44,7 +44,7 @@ from transformers.utils import add_end_docstrings
 
 from ._compat import pipeline_iterator
 from .processing_mamp import MampSkeletonProcessor
-from .recognition.persons import Recording, checked_policy, read_recording
+from .recognition.persons import Recording, checked_centre, checked_policy, read_recording
 from .recognition.recognize import recognize_recording, window_features
 from .recognition.runners import SCORE_FUNCTIONS, TorchRunner, checked_batch_size, class_scores
 from .recognition.windows import checked_fps, checked_min_score, checked_window
@@ -55,7 +55,17 @@ NPZ_KEYS: tuple[str, ...] = ("x_test", "x")
 # The call arguments that say how to read the input.
 _READING_PARAMETERS = ("layout", "npz_key", "joint_layout", "joint_units", "joint_axes")
 # The call arguments that ask for recognition of one recording in windows instead of one result per clip.
-WINDOW_OPTIONS = ("window", "stride", "fps", "persons", "tracks", "min_score", "return_frame_scores", "return_windows")
+WINDOW_OPTIONS = (
+    "window",
+    "stride",
+    "fps",
+    "persons",
+    "tracks",
+    "centre",
+    "min_score",
+    "return_frame_scores",
+    "return_windows",
+)
 
 SkeletonClip = np.ndarray | torch.Tensor | str | os.PathLike
 
@@ -169,6 +179,7 @@ class _SkeletonPipeline(Pipeline):
         fps: float | None = None,
         persons: str | None = None,
         tracks: Any = None,
+        centre: bool | None = None,
         batch_size: int | None = None,
         **kwargs: Any,
     ) -> Any:
@@ -185,6 +196,7 @@ class _SkeletonPipeline(Pipeline):
         settings = {
             "max_persons": processor.max_persons,
             "persons": checked_policy("most_active" if persons is None else persons),
+            "centre": checked_centre(False if centre is None else centre, processor),
             "fps": checked_fps(fps),
             "batch_size": checked_batch_size(batch_size if batch_size is not None else self._batch_size or 1),
         }
@@ -336,6 +348,8 @@ class SkeletonActionRecognitionPipeline(_SkeletonPipeline):
             persons (`str`, *optional*): `"most_active"` (default: each window's `max_persons` most active people)
                 or `"each"` (every person or track on its own; results carry `"track"`).
             tracks (*optional*): track ids of the person rows, `(persons,)` or per frame `(persons, frames)`.
+            centre (`bool`, *optional*): move each window's clip of NTU joints as the NTU files are centred (its first
+                person's spine-middle joint in its first frame to the origin); default False, the joints as given.
 
         Returns:
             For one clip, `top_k` dicts `{"score": float, "label": str}`, highest score first; for several, one such
@@ -432,8 +446,8 @@ class SkeletonFeatureExtractionPipeline(_SkeletonPipeline):
             return_tensors (`bool`, *optional*, defaults to `False`): torch tensors instead of nested lists.
             layout, joint_layout, joint_units, joint_axes, npz_key, batch_size: as for the action recognition
                 pipeline.
-            window, stride, fps, persons, tracks: ONE long recording in windows, as for the action recognition
-                pipeline.
+            window, stride, fps, persons, tracks, centre: ONE long recording in windows, as for the action
+                recognition pipeline.
 
         Returns:
             For one clip, its features; for several, a list of them, one per clip. In windows, one dict per window

@@ -20,6 +20,8 @@ import torch
 from recordings import LABELS, moving_people, save_tiny_classifier, synthetic_recording
 from transformers import pipeline
 
+from mamp_hub import MampSkeletonProcessor
+from mamp_hub.recognition.persons import checked_centre, read_recording, window_clips
 from mamp_hub.recognition.windows import (
     average_over_windows,
     checked_window,
@@ -293,6 +295,31 @@ def test_track_ids_follow_people_across_rows(classifier):
     )
 
 
+def test_centre_moves_each_window_as_the_ntu_files_are_centred(classifier):
+    recording = moving_people(1, 50)[0]
+    camera = recording + np.array([0.4, -0.2, 3.0], dtype=np.float32)  # somewhere in front of a camera
+    options = {"window": WINDOW, "stride": STRIDE, "return_windows": True}
+    centred = classifier(camera, centre=True, **options)
+    moved_back = classifier(recording, centre=True, **options)["windows"]  # the same up to float32 rounding
+    assert [w["label"] for w in centred["windows"]] == [w["label"] for w in moved_back]
+    np.testing.assert_allclose([w["score"] for w in centred["windows"]], [w["score"] for w in moved_back], atol=1e-5)
+    for window in centred["windows"][:3]:
+        clip = camera[window["start"] : window["end"]]
+        expected = full_scores(classifier, clip - clip[0, 1])  # the spine-middle joint of the first frame at 0
+        assert window["score"] == pytest.approx(expected.max(), abs=1e-6)
+    assert classifier(camera, **options)["windows"] != centred["windows"]  # by default, the joints as given
+
+    pair = moving_people(2, 40)
+    pair[1, :10] = 0  # the second person's absent frames stay absent (zeros) when the clip is moved
+    clip = window_clips(read_recording(pair, classifier.feature_extractor).window(0, 20), "most_active", 2, True)[0][1]
+    assert not clip[1, :10].any() and clip[1, 10:].all() and not clip[0, 0, 1].any()
+    with pytest.raises(ValueError, match="centre must be True or False, got 'yes'"):
+        classifier(recording, window=WINDOW, centre="yes")
+    with pytest.raises(ValueError, match="reads 17 joints"):
+        checked_centre(True, MampSkeletonProcessor(num_joints=17))
+    assert not checked_centre(True, MampSkeletonProcessor(joint_layout="h36m"))  # the processor centres those
+
+
 @pytest.mark.parametrize(
     ("tracks", "message"),
     [
@@ -393,6 +420,7 @@ def test_mamp_recognize_writes_segments_and_a_timeline(checkpoint, classifier, t
         "fps": 30.0,
         "min_score": None,
         "persons": "most_active",
+        "centre": False,
     }
     image = matplotlib.image.imread(plot)
     assert image.shape[0] > 100 and image.shape[2] in (3, 4) and image[..., :3].std() > 0.05

@@ -115,6 +115,15 @@ def test_each_track_in_a_stream(classifier):
     assert {w["track"] for w in offline["windows"]} == {11, 12}
 
 
+def test_centred_windows_stream_the_same(classifier):
+    rows = synthetic_recording(2).reshape(-1, 2, 75)  # NTU rows of two person slots
+    present = rows.any(axis=2, keepdims=True)  # a camera's coordinates for the people present
+    recording = (rows + present * np.tile(np.float32([0.5, 0.0, 3.0]), 25)).reshape(-1, 150)
+    offline = classifier(recording, window=WINDOW, stride=STRIDE, centre=True, return_windows=True)["windows"]
+    recognizer = StreamingActionRecognizer(classifier, window=WINDOW, stride=STRIDE, centre=True)
+    assert stream(recognizer, recording, random_sizes(len(recording), 7)) == offline
+
+
 def test_people_may_join_the_stream(classifier):
     people = moving_people(2, 60)
     people[1, :33] = 0

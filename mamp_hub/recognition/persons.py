@@ -12,6 +12,11 @@ Policies (`persons=`):
   by which the NTU preparation, `mamp_hub.data.prepare_ntu`, ranks bodies), most active first, and the frames where
   none of them is present are left out, as the NTU preparation removes frames without an actor.
 - `"each"`: each track present in a window is a clip of its own (one person, its present frames).
+
+With `centre=True`, each clip of NTU joints is moved as the NTU preparation moves a sample: its first person's
+spine-middle joint in its first frame to the origin (`centre_on_first_frame`). The standard NTU files are centred so,
+while a recording in camera coordinates is not; joints of another skeleton source are centred so by the processor in
+any case, and the PKU-MMD files are not centred at all: centre for a checkpoint trained on centred clips.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..skeletons.layouts import LAYOUT_NDIMS, as_float_array, resolve_layout
+from ..skeletons.layouts import LAYOUT_NDIMS, as_float_array, centre_on_first_frame, resolve_layout
 from ..skeletons.sources import SOURCE_JOINT_COUNTS
 
 PERSON_POLICIES: tuple[str, ...] = ("most_active", "each")
@@ -159,21 +164,47 @@ def checked_policy(persons: Any) -> str:
     return persons
 
 
-def window_clips(window: Recording, persons: str, max_persons: int) -> list[tuple[int | None, np.ndarray | None]]:
+def checked_centre(centre: Any, processor: Any) -> bool:
+    """Whether window clips are to be centred here: `centre` for NTU joints (the processor centres other sources'
+    joints itself); raises `ValueError` unless `centre` is a bool and NTU joints are the 25 of 3 coordinates."""
+    if not isinstance(centre, (bool, np.bool_)):
+        raise ValueError(f"centre must be True or False, got {centre!r}.")
+    if not centre or processor.joint_layout != "ntu":
+        return False
+    if (processor.num_joints, processor.num_channels) != (25, 3):
+        raise ValueError(
+            f"centre=True moves the NTU spine-middle joint to the origin, but the processor reads {processor.num_joints} "
+            f"joints of {processor.num_channels} values; centre your clips yourself, or pass centre=False."
+        )
+    return True
+
+
+def window_clips(
+    window: Recording, persons: str, max_persons: int, centre: bool = False
+) -> list[tuple[int | None, np.ndarray | None]]:
     """The clips that a window is recognised from, as `(track, clip)` pairs; `clip` is `(people, frames, joints,
-    channels)` (frames without any of its people left out).
+    channels)` (frames without any of its people left out), centred if `centre` (NTU joints, see `checked_centre`).
 
     `persons="most_active"`: one pair `(None, clip)` of the `max_persons` most active tracks (see the module's
-    docstring), or `(None, None)` when nobody is present. `"each"`: `(track id, one-person clip)` for each track
-    present, in ascending id order (none when nobody is present).
+    docstring), most active first, or `(None, None)` when nobody is present. `"each"`: `(track id, one-person clip)`
+    for each track present, in ascending id order (none when nobody is present).
     """
     track_ids, tracks, present = _tracks(window)
     if persons == "each":
-        return [(int(track), tracks[k : k + 1, present[k]]) for k, track in enumerate(track_ids)]
-    if len(track_ids) == 0:
+        clips = [(int(track), tracks[k : k + 1, present[k]]) for k, track in enumerate(track_ids)]
+    elif len(track_ids) == 0:
         return [(None, None)]
-    chosen = np.argsort(-_motion(tracks, present), kind="stable")[:max_persons]  # ties: the lower id first
-    return [(None, tracks[chosen][:, present[chosen].any(axis=0)])]
+    else:
+        chosen = np.argsort(-_motion(tracks, present), kind="stable")[:max_persons]  # ties: the lower id first
+        clips = [(None, tracks[chosen][:, present[chosen].any(axis=0)])]
+    return [(track, _centred(clip) if centre else clip) for track, clip in clips]
+
+
+def _centred(clip: np.ndarray) -> np.ndarray:
+    """A `(people, frames, 25, 3)` clip moved by `centre_on_first_frame` (on its time-major rows)."""
+    people, frames = clip.shape[:2]
+    rows = np.ascontiguousarray(clip.transpose(1, 0, 2, 3)).reshape(frames, people * 75)
+    return centre_on_first_frame(rows).reshape(frames, people, 25, 3).transpose(1, 0, 2, 3)
 
 
 def _tracks(window: Recording) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -37,15 +37,15 @@ class WindowClip:
 
 
 def cut_windows(
-    recording: Recording, starts: Sequence[int], window: int, persons: str, max_persons: int
+    recording: Recording, starts: Sequence[int], window: int, persons: str, max_persons: int, centre: bool = False
 ) -> list[WindowClip]:
-    """The clips of the windows starting at `starts` (see `window_clips` for the person policy)."""
+    """The clips of the windows starting at `starts` (see `window_clips` for the person policy and `centre`)."""
     clips = []
     for start in starts:
         end = min(int(start) + window, recording.frames)
         clips += [
             WindowClip(int(start), end, track, clip)
-            for track, clip in window_clips(recording.window(start, end), persons, max_persons)
+            for track, clip in window_clips(recording.window(start, end), persons, max_persons, centre)
         ]
     return clips
 
@@ -91,6 +91,7 @@ def recognize_recording(
     *,
     max_persons: int,
     persons: str = "most_active",
+    centre: bool = False,
     fps: float | None = None,
     min_score: float | None = None,
     return_frame_scores: bool = False,
@@ -106,7 +107,7 @@ def recognize_recording(
         `persons="each"`, a dict track -> such an array, zeros where the track is absent) and `"windows"` when asked.
     """
     starts = window_starts(recording.frames, window, stride)
-    clips = cut_windows(recording, starts, window, persons, max_persons)
+    clips = cut_windows(recording, starts, window, persons, max_persons, centre)
     outputs = run_clips(clips, runner, batch_size, progress)
     num_labels = len(id2label)
     tracks = [None] if persons != "each" else np.unique(recording.track_ids[recording.track_ids >= 0]).tolist()
@@ -146,6 +147,7 @@ def window_features(
     *,
     max_persons: int,
     persons: str = "most_active",
+    centre: bool = False,
     fps: float | None = None,
     batch_size: int = 1,
     return_tensors: bool = False,
@@ -153,7 +155,8 @@ def window_features(
     """One dict per window (per track with `persons="each"`): `{"start", "end", "features"}` (and `"start_s"`,
     `"end_s"`, `"track"` as for windows), the features being the runner's output for the window's clip (a tensor, or
     nested lists; None when nobody is present)."""
-    clips = cut_windows(recording, window_starts(recording.frames, window, stride), window, persons, max_persons)
+    starts = window_starts(recording.frames, window, stride)
+    clips = cut_windows(recording, starts, window, persons, max_persons, centre)
     outputs = run_clips(clips, runner, batch_size)
     return [
         _located(

@@ -12,6 +12,7 @@ from ..skeletons.layouts import as_float_array
 from .persons import (
     NO_TRACK,
     Recording,
+    checked_centre,
     checked_policy,
     checked_track_ids,
     person_rows,
@@ -44,6 +45,8 @@ class StreamingActionRecognizer:
         processor: the `MampSkeletonProcessor` that prepares each window (default: see `pipeline_or_model`).
         fps: frames per second; the windows then carry `"start_s"` and `"end_s"` as well.
         persons: `"most_active"` (default) or `"each"`, see `mamp_hub.recognition.persons`.
+        centre: move each window's clip of NTU joints as the NTU files are centred (see
+            `mamp_hub.recognition.persons`); default False: the joints as pushed.
         batch_size: windows per model call when a push completes several.
         function_to_apply: `"softmax"`, `"sigmoid"` or `"none"`, as for the pipeline.
         layout: the array layout of the pushed frames when their shape fits several (see `push`).
@@ -68,6 +71,7 @@ class StreamingActionRecognizer:
         processor: MampSkeletonProcessor | None = None,
         fps: float | None = None,
         persons: str = "most_active",
+        centre: bool = False,
         batch_size: int = 1,
         function_to_apply: str | None = None,
         layout: str | None = None,
@@ -79,6 +83,7 @@ class StreamingActionRecognizer:
         )
         self.fps = checked_fps(fps)
         self.persons = checked_policy(persons)
+        self.centre = checked_centre(centre, self.processor)
         self.batch_size = checked_batch_size(batch_size)
         self.layout = layout
         self._start_stream()
@@ -170,7 +175,7 @@ class StreamingActionRecognizer:
         window = Recording(self._joints[:, ring], self._track_ids[:, ring])
         return [
             WindowClip(start, end, track, clip)
-            for track, clip in window_clips(window, self.persons, self.processor.max_persons)
+            for track, clip in window_clips(window, self.persons, self.processor.max_persons, self.centre)
         ]
 
     def _recognise(self, clips: list[WindowClip]) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..pipelines import load_skeleton_file
-from ..recognition.persons import PERSON_POLICIES, read_recording
+from ..recognition.persons import PERSON_POLICIES, checked_centre, read_recording
 from ..recognition.recognize import recognize_recording
 from ..recognition.runners import checked_batch_size, classifier_runner
 from ..recognition.windows import checked_fps, checked_min_score, checked_window
@@ -139,6 +139,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--fps", type=float, help="frames per second: times in seconds too")
     parser.add_argument("--min-score", type=float, help="frames whose top score is below it are in no segment")
     parser.add_argument("--persons", choices=PERSON_POLICIES, default="most_active", help="default: most_active")
+    parser.add_argument(
+        "--centre", action="store_true", help="centre each window as the NTU files are (for NTU-trained checkpoints)"
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="windows per model call (default 8)")
     parser.add_argument("--device", help="where a PyTorch model runs, e.g. cuda (default: the CPU)")
     parser.add_argument("--npz-key", help="the .npz array of the recording (default x_test, else x)")
@@ -180,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         stride,
         max_persons=processor.max_persons,
         persons=args.persons,
+        centre=checked_centre(args.centre, processor),
         fps=fps,
         min_score=min_score,
         return_frame_scores=args.plot is not None,
@@ -192,7 +196,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     with written_together(outputs) as temporaries:
         files = dict(zip(outputs, temporaries, strict=True))
         if args.out is not None:
-            write_segments(files[args.out], result, {**settings, "min_score": min_score, "persons": args.persons})
+            options = {"min_score": min_score, "persons": args.persons, "centre": args.centre}
+            write_segments(files[args.out], result, {**settings, **options})
         if args.plot is not None:
             plot_timeline(files[args.plot], result, id2label, fps, args.top_classes)
     seconds = f" ({fps:g} fps)" if fps else ""
