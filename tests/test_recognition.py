@@ -494,3 +494,15 @@ def test_the_long_recording_example_runs(tmp_path, capsys):
     np.testing.assert_array_equal(recognised, played)  # the gaps, where nobody is in view, are no action
     assert matplotlib.image.imread(tmp_path / "timeline.png").ndim == 3
     assert "the same as offline: True" in capsys.readouterr().out
+
+
+def test_the_docs_page_example_runs(checkpoint, tmp_path, monkeypatch, capsys):
+    page = (ROOT / "docs" / "long_recordings.md").read_text()
+    block = re.search(r"<!-- long-recordings:start[^>]*-->\n```python\n(.*?)```", page, re.DOTALL).group(1)
+    np.save(tmp_path / "recording.npy", moving_people(1, 60)[0])
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(block.replace("converted/ntu60-xsub-finetune", str(checkpoint)), namespace)
+    assert namespace["result"]["segments"] and " s  synthetic: " in capsys.readouterr().out
+    streamed = [w for chunk in np.array_split(namespace["recording"], 40) for w in namespace["recognizer"].push(chunk)]
+    assert streamed + namespace["recognizer"].flush() == namespace["result"]["windows"]
