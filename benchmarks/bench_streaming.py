@@ -30,29 +30,16 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_onnx import CLASSIFICATION, build_model
 from common import configure_torch, interleaved_timings, machine_info
 
-from mamp_hub import MampConfig, MampForSkeletonClassification, MampSkeletonProcessor, StreamingActionRecognizer
+from mamp_hub import MampSkeletonProcessor, StreamingActionRecognizer
 from mamp_hub.recognition import read_recording, recognize_recording
 from mamp_hub.recognition.runners import OnnxRunner, TorchRunner
 from mamp_hub.recognition.windows import default_stride, default_window
 
 FRAME_RATE = 30
 SMOKE = {"hidden_size": 32, "layers": 1, "num_frames": 16, "seconds": 4, "batch_sizes": [1, 4], "pushes": 5}
-
-
-def build_classifier(args: argparse.Namespace) -> tuple[MampForSkeletonClassification, MampSkeletonProcessor]:
-    config = MampConfig(
-        num_frames=args.num_frames,
-        hidden_size=args.hidden_size,
-        num_hidden_layers=args.layers,
-        intermediate_size=4 * args.hidden_size,
-        decoder_num_hidden_layers=1,  # no decoder in a classifier; it may not be deeper than the encoder
-        num_labels=60,
-        classifier_head="finetune",
-    )
-    model = MampForSkeletonClassification(config).eval().to(args.device)
-    return model, MampSkeletonProcessor(num_frames=args.num_frames)
 
 
 def one_person_moving(frames: int, seed: int = 0) -> np.ndarray:
@@ -64,8 +51,8 @@ def one_person_moving(frames: int, seed: int = 0) -> np.ndarray:
 
 def runners(args: argparse.Namespace, folder: Path, log=print) -> dict[str, Callable]:
     """The PyTorch model and (unless `--no-onnx`) its ONNX Runtime export, as window runners."""
-    model, processor = build_classifier(args)
-    found = {"PyTorch": TorchRunner(model, processor)}
+    model = build_model(CLASSIFICATION, args).to(args.device)  # bench_onnx's: NTU-60's 60 classes
+    found = {"PyTorch": TorchRunner(model, MampSkeletonProcessor(num_frames=args.num_frames))}
     if args.onnx:
         import onnxruntime
 
@@ -77,7 +64,7 @@ def runners(args: argparse.Namespace, folder: Path, log=print) -> dict[str, Call
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         session = onnxruntime.InferenceSession(str(export.path), options, providers=["CPUExecutionProvider"])
-        found["ONNX Runtime"] = OnnxRunner(session, processor)
+        found["ONNX Runtime"] = OnnxRunner(session, found["PyTorch"].processor)
     return found
 
 
