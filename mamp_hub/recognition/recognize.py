@@ -113,8 +113,11 @@ def recognize_recording(
     tracks = [None] if persons != "each" else np.unique(recording.track_ids[recording.track_ids >= 0]).tolist()
     segments, frame_scores = [], {}
     for track in tracks:
-        scored = [(item, output) for item, output in zip(clips, outputs, strict=True) if output is not None]
-        scored = [(item, output) for item, output in scored if item.track == track]
+        scored = [
+            (item, output)
+            for item, output in zip(clips, outputs, strict=True)
+            if output is not None and item.track == track
+        ]
         scores = torch.stack([output for _, output in scored]).numpy() if scored else np.zeros((0, num_labels))
         means, counts = average_over_windows(
             np.array([item.start for item, _ in scored], dtype=np.int64),
