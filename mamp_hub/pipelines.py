@@ -54,18 +54,10 @@ from .skeletons.layouts import as_float_array
 NPZ_KEYS: tuple[str, ...] = ("x_test", "x")
 # The call arguments that say how to read the input.
 _READING_PARAMETERS = ("layout", "npz_key", "joint_layout", "joint_units", "joint_axes")
-# The call arguments that ask for recognition of one recording in windows instead of one result per clip.
-WINDOW_OPTIONS = (
-    "window",
-    "stride",
-    "fps",
-    "persons",
-    "tracks",
-    "centre",
-    "min_score",
-    "return_frame_scores",
-    "return_windows",
-)
+# The call arguments of one recording in windows (both pipelines), instead of one result per clip.
+WINDOW_OPTIONS = ("window", "stride", "fps", "persons", "tracks", "centre")
+# The options of the recognition pipeline's windowed calls only; like `WINDOW_OPTIONS`, each asks for windows.
+RECOGNITION_WINDOW_OPTIONS = ("min_score", "return_frame_scores", "return_windows")
 
 SkeletonClip = np.ndarray | torch.Tensor | str | os.PathLike
 
@@ -154,7 +146,7 @@ class _SkeletonPipeline(Pipeline):
     def __call__(self, inputs: SkeletonClip | list[SkeletonClip], **kwargs: Any) -> Any:
         """Runs the pipeline on one clip, or on each clip of a batch, or on one recording in windows (see the
         subclasses)."""
-        if any(kwargs.get(name) is not None for name in WINDOW_OPTIONS):
+        if any(kwargs.get(name) is not None for name in WINDOW_OPTIONS + RECOGNITION_WINDOW_OPTIONS):
             return self._call_windowed(inputs, **kwargs)
         if isinstance(inputs, tuple):
             inputs = list(inputs)
@@ -215,6 +207,15 @@ class _SkeletonPipeline(Pipeline):
         **options: Any,
     ) -> Any:
         raise NotImplementedError
+
+    def _refuse_in_windows(self, options: dict[str, Any], accepted: tuple[str, ...]) -> None:
+        """Refuse the options of a windowed call that this pipeline does not take there (`top_k`, ...)."""
+        if options:
+            names = ", ".join(sorted(options))
+            raise ValueError(
+                f"{names}: not an option of the {self.task} pipeline on a recording in windows; its options are "
+                f"{', '.join(WINDOW_OPTIONS + accepted)}, batch_size and the reading options ({', '.join(_READING_PARAMETERS)})."
+            )
 
     def _sanitize_parameters(
         self,
@@ -389,7 +390,7 @@ class SkeletonActionRecognitionPipeline(_SkeletonPipeline):
         function_to_apply: str | None = None,
         **others: Any,
     ) -> dict[str, Any]:
-        _refuse_in_windows(others, "min_score, return_frame_scores, return_windows, function_to_apply")
+        self._refuse_in_windows(others, (*RECOGNITION_WINDOW_OPTIONS, "function_to_apply"))
         return recognize_recording(
             recording,
             TorchRunner(self.model, processor, "scores", function_to_apply, self.device),
@@ -475,7 +476,7 @@ class SkeletonFeatureExtractionPipeline(_SkeletonPipeline):
         return_tensors: bool = False,
         **others: Any,
     ) -> list[dict[str, Any]]:
-        _refuse_in_windows(others, "pool, return_tensors")
+        self._refuse_in_windows(others, ("pool", "return_tensors"))
         runner = TorchRunner(self.model, processor, self._features_output(pool), device=self.device)
         return window_features(recording, runner, window, stride, return_tensors=bool(return_tensors), **settings)
 
@@ -493,11 +494,3 @@ class SkeletonFeatureExtractionPipeline(_SkeletonPipeline):
     def postprocess(self, model_outputs: Any, pool: bool = True, return_tensors: bool = False) -> Any:
         features = model_outputs[self._features_output(pool)][0]
         return features if return_tensors else features.tolist()
-
-
-def _refuse_in_windows(options: dict[str, Any], accepted: str) -> None:
-    if options:
-        raise ValueError(
-            f"{', '.join(sorted(options))} do not apply to recognition in windows; its options are {', '.join(WINDOW_OPTIONS)}, "
-            f"the reading options, batch_size, and {accepted}."
-        )

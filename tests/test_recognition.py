@@ -340,7 +340,11 @@ def test_bad_track_ids_are_refused(classifier, tracks, message):
         (np.zeros((0, 25, 3), np.float32), {}, "no frames"),
         (np.zeros((40, 24, 3), np.float32), {}, r"shape \(40, 24, 3\), which fits no layout of 25 joints"),
         ([np.zeros((40, 25, 3), np.float32)] * 2, {}, "one recording"),
-        (np.zeros((40, 25, 3), np.float32), {"top_k": 3}, "top_k do not apply"),
+        (
+            np.zeros((40, 25, 3), np.float32),
+            {"top_k": 3},
+            "top_k: not an option of the skeleton-action-recognition pipeline on a recording in windows",
+        ),
         (np.zeros((40, 25, 3), np.float32), {"persons": "all"}, "'all'"),
         (np.zeros((40, 25, 3), np.float32), {"fps": 0}, "fps must be a positive number.*got 0"),
         (np.zeros((40, 25, 3), np.float32), {"min_score": "high"}, "'high'"),
@@ -385,7 +389,7 @@ def test_feature_extraction_gives_one_embedding_per_window(checkpoint):
     assert embedder(np.zeros((30, 25, 3), np.float32), window=WINDOW)[0]["features"] is None
     each = embedder(moving_people(2, 30), window=WINDOW, persons="each")
     assert [(w["start"], w["track"]) for w in each] == [(0, 0), (0, 1), (5, 0), (5, 1), (10, 0), (10, 1)]
-    with pytest.raises(ValueError, match="min_score do not apply"):
+    with pytest.raises(ValueError, match="min_score: not an option of the skeleton-feature-extraction pipeline"):
         embedder(recording, window=WINDOW, min_score=0.5)
 
 
