@@ -46,7 +46,7 @@ from ._compat import pipeline_iterator
 from .processing_mamp import MampSkeletonProcessor
 from .recognition.persons import Recording, checked_centre, checked_policy, read_recording
 from .recognition.recognize import recognize_recording, window_features
-from .recognition.runners import SCORE_FUNCTIONS, TorchRunner, checked_batch_size, class_scores
+from .recognition.runners import TorchRunner, checked_batch_size, checked_score_function, class_scores
 from .recognition.windows import checked_fps, checked_min_score, checked_window
 from .skeletons.layouts import as_float_array
 
@@ -370,11 +370,7 @@ class SkeletonActionRecognitionPipeline(_SkeletonPipeline):
                 raise ValueError(f"top_k must be a positive integer, got {top_k!r}.")
             params["top_k"] = top_k
         if function_to_apply is not None:
-            if function_to_apply not in SCORE_FUNCTIONS:
-                raise ValueError(
-                    f"function_to_apply must be one of {list(SCORE_FUNCTIONS)}, got {function_to_apply!r}."
-                )
-            params["function_to_apply"] = function_to_apply
+            params["function_to_apply"] = checked_score_function(function_to_apply)
         return params
 
     def _windowed(
