@@ -57,6 +57,14 @@ class Recording:
     def window(self, start: int, end: int) -> Recording:
         return Recording(self.joints[:, start:end], self.track_ids[:, start:end])
 
+    @classmethod
+    def from_rows(cls, joints: np.ndarray, track_ids: np.ndarray) -> Recording:
+        """The recording of person rows `(slots, frames, joints, channels)` and their ids `(slots, frames)`: a person's
+        frame is present when its id is not negative and its coordinates are finite and not all zero; every other
+        one becomes zeros with id `NO_TRACK` (in a copy: the caller's arrays are not changed)."""
+        present = (track_ids >= 0) & np.isfinite(joints).all(axis=(2, 3)) & (joints != 0).any(axis=(2, 3))
+        return cls(np.where(present[..., None, None], joints, np.float32(0)), np.where(present, track_ids, NO_TRACK))
+
 
 def read_recording(recording: Any, processor: Any, layout: str | None = None, tracks: Any = None) -> Recording:
     """A recording in any array layout the processor reads, with any number of persons, as a `Recording`.
@@ -78,7 +86,7 @@ def read_recording(recording: Any, processor: Any, layout: str | None = None, tr
     joints = person_rows(as_float_array(recording, "The recording"), processor, layout)
     if joints.shape[1] == 0:
         raise ValueError(f"The recording of shape {tuple(np.shape(recording))} has no frames; pass at least one frame.")
-    return present_persons(joints, checked_track_ids(tracks, *joints.shape[:2]))
+    return Recording.from_rows(joints, checked_track_ids(tracks, *joints.shape[:2]))
 
 
 def person_rows(array: np.ndarray, processor: Any, layout: str | None = None, what: str = "a recording") -> np.ndarray:
@@ -145,14 +153,6 @@ def checked_track_ids(tracks: Any, persons: int, frames: int) -> np.ndarray:
             "each person row of a frame its own id (a negative id for an empty row)."
         )
     return ids
-
-
-def present_persons(joints: np.ndarray, track_ids: np.ndarray) -> Recording:
-    """The `Recording` of person rows and their ids, in which a person's frame is present when its track id is not
-    negative and its coordinates are finite and not all zero; every other person's frame becomes zeros with id
-    `NO_TRACK` (a copy: the caller's arrays are not changed)."""
-    present = (track_ids >= 0) & np.isfinite(joints).all(axis=(2, 3)) & (joints != 0).any(axis=(2, 3))
-    return Recording(np.where(present[..., None, None], joints, np.float32(0)), np.where(present, track_ids, NO_TRACK))
 
 
 def checked_policy(persons: Any) -> str:

@@ -16,7 +16,6 @@ from .persons import (
     checked_policy,
     checked_track_ids,
     person_rows,
-    present_persons,
     window_clips,
 )
 from .recognize import WindowClip, run_clips, window_record
@@ -146,7 +145,7 @@ class StreamingActionRecognizer:
             joints = person_rows(as_float_array(frames, "The pushed frames"), self.processor, self.layout, "frames")
         except ValueError as error:
             raise ValueError(f"{error} One frame of one person is (1, joints, channels).") from None
-        chunk = present_persons(joints, checked_track_ids(tracks, *joints.shape[:2]))
+        chunk = Recording.from_rows(joints, checked_track_ids(tracks, *joints.shape[:2]))
         if self._joints is None:
             self._joints = np.zeros((0, self.window, *joints.shape[2:]), dtype=np.float32)
             self._track_ids = np.zeros((0, self.window), dtype=np.int64)
