@@ -171,8 +171,9 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
 
     Sequences are in the NTU RGB+D joint layout (`joint_layout="ntu"`), or in another skeleton source's
     (`joint_layout="h36m"`, ...; see `mamp_hub.skeletons.to_ntu`): those are converted to NTU joints, metres and axes
-    and centred as the standard NTU files are (the first person's spine-middle joint of its first frame at the
-    origin) before the crop.
+    and centred as the standard NTU files are (the spine-middle joint of the first person present, in its first
+    frame, at the origin) before the crop. In every joint layout, frames and persons that are all zeros (padding,
+    absent persons) stay zeros.
 
     Args:
         num_frames (`int`, *optional*, defaults to 120):

@@ -222,25 +222,30 @@ def present_person_slots(skeleton_values: torch.Tensor) -> torch.Tensor:
 
 
 def centre_on_first_frame(joints: np.ndarray) -> np.ndarray:
-    """Moves NTU sequences as the standard NTU preparation does: the first person's spine-middle joint (joint 1) in
-    its first non-zero frame goes to the origin; with several persons, the frames in which one is absent (values
-    summing to zero) stay zero (a single person's empty frames are moved like the others, as in the standard files).
-    `mamp-prepare-ntu` writes the NTU files with this function.
+    """Moves NTU sequences as the standard NTU preparation does: the spine-middle joint (joint 1) of the first person
+    present (actor 1 in the standard files), in its first non-zero frame, goes to the origin; the frames in which a
+    person is absent (values summing to zero: padding, a person who left, an empty slot) stay zero, so that padding
+    and absent persons mean after centring what they meant before. `mamp-prepare-ntu` writes the NTU files with this
+    function (their preparation drops the frames in which every person is absent before centring, so a lone actor has
+    no absent frame there).
 
     Args:
         joints: (..., T, M * 75) float32 time-major rows of M persons of 25 joints x (x, y, z); changed in place.
-            A sequence whose first person has no non-zero frame is left where it is.
+            A sequence without any non-zero value is left as it is.
 
     Returns:
         `joints`.
     """
     *batch, frames, width = joints.shape
-    absent = joints.reshape(*batch, frames, -1, _NTU_VALUES_PER_PERSON).sum(axis=-1) == 0  # (..., T, M)
-    first = np.argmax((joints[..., :_NTU_VALUES_PER_PERSON] != 0).any(axis=-1), axis=-1)  # (...); 0 when none
-    origin = np.take_along_axis(joints[..., 3:6], first[..., None, None], axis=-2)  # (..., 1, 3): joint 1
-    joints -= np.tile(origin, width // 3)  # every joint of every frame, as the preparation subtracts it
-    if absent.shape[-1] > 1:
-        joints[np.repeat(absent, _NTU_VALUES_PER_PERSON, axis=-1)] = 0
+    persons = joints.reshape(-1, frames, width // _NTU_VALUES_PER_PERSON, 25, 3)  # (N, T, M, 25, 3)
+    absent = persons.sum(axis=(-2, -1)) == 0  # (N, T, M)
+    has_values = (persons != 0).any(axis=(-2, -1))  # (N, T, M)
+    person = np.argmax(has_values.any(axis=1), axis=-1)  # (N,): the first person present; 0 when none is
+    sequence = np.arange(len(persons))
+    frame = np.argmax(has_values[sequence, :, person], axis=-1)  # (N,): its first non-zero frame; 0 when none
+    origin = persons[sequence, frame, person, 1]  # (N, 3): its spine-middle joint (all zeros when none)
+    joints -= np.tile(origin, width // 3).reshape(*batch, 1, width)  # every joint of every frame, as the preparation
+    joints[np.repeat(absent, _NTU_VALUES_PER_PERSON, axis=-1).reshape(joints.shape)] = 0
     return joints
 
 
