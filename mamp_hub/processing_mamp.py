@@ -338,6 +338,21 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
         Raises:
             ValueError: for input that is not numeric, empty, in no layout, or that yields NaN or infinite values.
         """
+        generator = self._checked_call_options(training, return_tensors, generator, seed)
+        samples = self._read(sequences, layout)  # B arrays (T_b, M*V*C)
+        valid_frames = self._valid_frames(samples, valid_frames)
+        start, length = self._crop_windows(valid_frames, training, generator)
+        values = self._resize(samples, start, length)  # (B, M, num_frames, V*C)
+        if training and self.do_random_rotation:
+            values = self._rotate(values, generator)
+        return self._output(values, return_tensors)
+
+    # ------------------------------------------------------------------ the steps of `__call__`
+
+    def _checked_call_options(
+        self, training: bool, return_tensors: str, generator: torch.Generator | None, seed: int | None
+    ) -> torch.Generator | None:
+        """The generator of the training randomness, after checking `__call__`'s options."""
         if return_tensors not in ("pt", "np"):
             raise ValueError(f"`return_tensors` must be 'pt' or 'np', got {return_tensors!r}.")
         if generator is not None and seed is not None:
@@ -348,45 +363,29 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
             generator = torch.Generator().manual_seed(int(seed))
         if training:
             self._check_rotation()
+        return generator
 
-        # B arrays (T_b, M*V*C)
+    def _read(self, sequences: SkeletonInput, layout: str | None) -> list[np.ndarray]:
+        """Any accepted input -> one (T_b, max_persons * V * C) float32 array per sample, in NTU joints."""
         if self.joint_layout == "ntu":
             samples = time_major_samples(sequences, layout, self.num_joints, self.num_channels, self.max_persons)
         else:
             samples = source_time_major_samples(
                 sequences, layout, self.joint_layout, self.joint_units, self.joint_axes, self.max_persons
             )
-        batch_size, persons, channels = len(samples), self.max_persons, self.num_channels
-        if batch_size == 0:
+        if not samples:
             raise ValueError("Got a batch of 0 sequences; pass at least one sequence.")
         empty = [b for b, sample in enumerate(samples) if len(sample) == 0]
         if empty:
             raise ValueError(f"Sequences {empty} have no frames; pass sequences with at least one frame.")
-
-        # Each sample is read where it lies (rows of a memory map, say): stacking the batch would copy all of it.
-        if valid_frames is None:
-            valid_frames = np.array([count_valid_frames(sample) for sample in samples])
-        else:
-            valid_frames = self._checked_valid_frames(valid_frames, samples)
-        start, length = self._crop_windows(valid_frames, training, generator)
-        values = self._resize(samples, start, length)  # (B, M, num_frames, V*C)
-        if training and self.do_random_rotation:
-            angles = (torch.rand(batch_size, 3, generator=generator, dtype=torch.float64) * 2 - 1) * self.rotation_range
-            rotation = _rotation_matrices(angles).numpy().astype(np.float32).transpose(0, 2, 1)  # row vectors: p @ R^T
-            # NumPy's matmul runs one BLAS product per sample: several times faster than torch.bmm at k = n = 3.
-            values = torch.from_numpy(values.numpy().reshape(batch_size, -1, channels) @ rotation)
-
-        values = values.view(batch_size, persons, self.num_frames, self.num_joints, channels)
-        _check_finite(values)
-        present_persons = present_person_slots(values)
-        if return_tensors == "np":
-            return BatchFeature({"skeleton_values": values.numpy(), "present_persons": present_persons.numpy()})
-        return BatchFeature({"skeleton_values": values, "present_persons": present_persons})
-
-    # ------------------------------------------------------------------ crop and resize
+        return samples
 
     @staticmethod
-    def _checked_valid_frames(valid_frames: Sequence[int] | np.ndarray, samples: Sequence[np.ndarray]) -> np.ndarray:
+    def _valid_frames(samples: Sequence[np.ndarray], valid_frames: Sequence[int] | np.ndarray | None) -> np.ndarray:
+        """(B,) valid frames of each sample: the given counts, checked, or counted here."""
+        if valid_frames is None:
+            # Each sample is read where it lies (rows of a memory map, say): stacking the batch would copy all of it.
+            return np.array([count_valid_frames(sample) for sample in samples])
         counts = np.asarray(valid_frames)
         frames = np.array([len(sample) for sample in samples])
         if counts.shape != frames.shape or not np.issubdtype(counts.dtype, np.integer):
@@ -397,6 +396,25 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
         if ((counts < 0) | (counts > frames)).any():
             raise ValueError(f"`valid_frames` {counts.tolist()} must be within 0 and each sequence's frames.")
         return counts
+
+    def _rotate(self, values: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """(B, M, T, V*C) joints, each sample turned by its own random rotation (the official `random_rot`)."""
+        batch_size = len(values)
+        angles = (torch.rand(batch_size, 3, generator=generator, dtype=torch.float64) * 2 - 1) * self.rotation_range
+        rotation = _rotation_matrices(angles).numpy().astype(np.float32).transpose(0, 2, 1)  # row vectors: p @ R^T
+        # NumPy's matmul runs one BLAS product per sample: several times faster than torch.bmm at k = n = 3.
+        return torch.from_numpy(values.numpy().reshape(batch_size, -1, self.num_channels) @ rotation)
+
+    def _output(self, values: torch.Tensor, return_tensors: str) -> BatchFeature:
+        """The `BatchFeature` of (B, M, num_frames, V*C) values: `skeleton_values` and `present_persons`."""
+        values = values.view(len(values), self.max_persons, self.num_frames, self.num_joints, self.num_channels)
+        _check_finite(values)
+        present_persons = present_person_slots(values)
+        if return_tensors == "np":
+            return BatchFeature({"skeleton_values": values.numpy(), "present_persons": present_persons.numpy()})
+        return BatchFeature({"skeleton_values": values, "present_persons": present_persons})
+
+    # ------------------------------------------------------------------ crop and resize
 
     def _crop_windows(
         self, valid_frames: np.ndarray, training: bool, generator: torch.Generator | None
