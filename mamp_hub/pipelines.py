@@ -193,11 +193,17 @@ class _SkeletonPipeline(Pipeline):
         The processor runs in `_forward`, on whole batches."""
         clip = read_skeletons(inputs, npz_key)
         processor = processor or self.feature_extractor
-        if processor.resolve_layout(clip.shape, layout)[1]:
+        try:  # one clip, read on its own as the processor reads each clip of a list
+            processor.resolve_layout(clip.shape, layout, batched=False)
+        except ValueError as error:
+            try:
+                processor.resolve_layout(clip.shape, layout, batched=True)
+            except ValueError:
+                raise error from None
             raise ValueError(
                 f"An element of the input holds a batch of {len(clip)} clips (shape {clip.shape}); pass that batch on "
                 "its own, or its clips as separate elements."
-            )
+            ) from None
         return {"clips": [clip]}
 
     def get_iterator(

@@ -100,6 +100,18 @@ def test_a_batch_gives_one_list_per_clip(checkpoint, classifier, batch_size):
             assert_top_k_of(predictions, clip_logits)
 
 
+def test_a_list_is_a_list_of_clips_each_read_on_its_own(checkpoint, classifier):
+    """A one-person (frames, 25, 3) clip and a two-person (2, frames, 25, 3) clip in one list: each is read as the
+    processor reads a list's clips (the second alone would be ambiguous: two persons, or a batch of two clips)."""
+    one, other = clips(2)
+    two = np.stack([other, other[::-1]])
+    logits = direct(checkpoint, [one, two]).logits
+    for batch_size in (1, 2):
+        results = classifier([one, two], batch_size=batch_size)
+        for predictions, clip_logits in zip(results, logits, strict=True):
+            assert_top_k_of(predictions, clip_logits)
+
+
 def test_an_array_or_file_of_several_clips_is_a_batch(checkpoint, classifier, tmp_path):
     rows = np.zeros((3, 300, 150), np.float32)  # the rows of an NTU .npz file: zero-padded, two person slots
     for index, clip in enumerate(clips(3)):
