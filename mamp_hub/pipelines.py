@@ -26,6 +26,7 @@ together.
 from __future__ import annotations
 
 import os
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -172,15 +173,32 @@ class _SkeletonPipeline(Pipeline):
     def _processor_with(
         self, joint_layout: str | None, joint_units: str | None, joint_axes: str | None
     ) -> MampSkeletonProcessor:
-        """The pipeline's processor with other joint-layout options: a new `joint_layout` starts from its source's
-        usual units and axes, while units or axes alone change the saved processor's."""
-        options = self.feature_extractor.to_dict()
-        if joint_layout is not None:
-            options.update(joint_layout=joint_layout, joint_units=None, joint_axes=None)
-        for name, value in (("joint_units", joint_units), ("joint_axes", joint_axes)):
-            if value is not None:
-                options[name] = value
-        return type(self.feature_extractor)(**options)
+        """The pipeline's processor (as the pipeline was made, else as saved) with the given joint-layout options
+        changed and nothing else. Units and axes belong to a layout: a different `joint_layout` drops those it had
+        (its source's usual ones apply, or those given with it), with a warning that names them."""
+        if self.feature_extractor is None:  # options given to `pipeline()`, before `__init__` loads the processor
+            self.feature_extractor = self._load_saved_processor()
+        made_with = getattr(self, "_preprocess_params", {})  # absent while the pipeline is being made
+        options = made_with.get("processor", self.feature_extractor).to_dict()
+        given = {"joint_layout": joint_layout, "joint_units": joint_units, "joint_axes": joint_axes}
+        given = {name: value for name, value in given.items() if value is not None}
+        if given.get("joint_layout", options["joint_layout"]) != options["joint_layout"]:
+            dropped = {
+                name: options[name]
+                for name in ("joint_units", "joint_axes")
+                if options[name] is not None and name not in given
+            }
+            if dropped:
+                listed = ", ".join(f"{name}={value!r}" for name, value in dropped.items())
+                warnings.warn(
+                    f"joint_layout={joint_layout!r} replaces the processor's joint_layout="
+                    f"{options['joint_layout']!r}, so its {listed} (set for that layout) are dropped and "
+                    f"{joint_layout!r}'s usual ones apply; pass them with joint_layout to keep them.",
+                    UserWarning,
+                    stacklevel=1,  # here: the depth of the user's call differs (a call reads its options twice)
+                )
+            options.update(joint_units=None, joint_axes=None)
+        return type(self.feature_extractor)(**{**options, **given})
 
     def preprocess(
         self,
@@ -270,7 +288,9 @@ class SkeletonActionRecognitionPipeline(_SkeletonPipeline):
             layout (`str`, *optional*): the array layout of one clip (`MampSkeletonProcessor.__call__`'s `layout`),
                 for shapes that fit two.
             joint_layout, joint_units, joint_axes (`str`, *optional*): the processor's joint-layout options for this
-                call (default: the saved processor's); e.g. `joint_layout="h36m"` for Human3.6M joints.
+                call, e.g. `joint_layout="h36m"` for Human3.6M joints; each changes what it names, the others stay as
+                the pipeline was made or saved (a different `joint_layout` drops the units and axes of the one it
+                replaces, with a warning).
             npz_key (`str`, *optional*): the array of a `.npz` file that holds the clips (default `x_test`, else
                 `x`).
             batch_size (`int`, *optional*): clips per processor and model call.

@@ -165,6 +165,28 @@ def test_another_joint_layout_is_to_ntu_then_the_processor_and_model(checkpoint,
     assert_top_k_of(h36m_classifier(ntu, joint_layout="ntu"), expected)  # the call's layout wins
 
 
+def test_a_call_option_changes_what_it_names_and_nothing_else(checkpoint, tmp_path):
+    """A saved (or pipeline-wide) `joint_units="mm"` holds when a call names the same `joint_layout`; a different
+    layout drops it and says so."""
+    rng = np.random.default_rng(2)
+    h36m = (rng.normal(size=(60, 17, 3)) * 0.3 + [0, 0, 3]).astype(np.float32)
+    folder = tmp_path / "h36m_mm"
+    MampForSkeletonClassification.from_pretrained(checkpoint).save_pretrained(folder)
+    MampSkeletonProcessor(num_frames=16, joint_layout="h36m", joint_units="mm").save_pretrained(folder)
+    expected = pipeline("skeleton-action-recognition", model=str(checkpoint), joint_layout="h36m")(h36m)
+    saved = pipeline("skeleton-action-recognition", model=str(folder))
+    made_with = pipeline("skeleton-action-recognition", model=str(checkpoint), joint_layout="h36m", joint_units="mm")
+    for classifier in (saved, made_with):
+        assert as_scores(classifier(h36m * 1000)) == pytest.approx(as_scores(expected), abs=ATOL)
+        assert as_scores(classifier(h36m * 1000, joint_layout="h36m")) == pytest.approx(as_scores(expected), abs=ATOL)
+        swapped = h36m[:, :, [0, 2, 1]] * 1000  # y and z swapped: only the axes change
+        scores = as_scores(classifier(swapped, joint_axes="-x z -y"))
+        assert scores == pytest.approx(as_scores(expected), abs=ATOL)
+        with pytest.warns(UserWarning, match=r"joint_layout='smpl' replaces .*'h36m', so its joint_units='mm'"):
+            classifier(np.zeros((30, 24, 3), np.float32), joint_layout="smpl")
+        assert classifier.feature_extractor.joint_units == ("mm" if classifier is saved else None)  # unchanged
+
+
 def test_the_absent_persons_are_skipped(classifier):
     seen = []
     hook = classifier.model.register_forward_pre_hook(
