@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from transformers import EvalPrediction
 
+from .checks import checked, positive_int
+
 
 def top_k_accuracy(logits: np.ndarray, labels: np.ndarray, ks: Sequence[int] = (1, 5)) -> dict[str, float]:
     """Percent of samples whose label is among the `k` highest logits, for each `k`.
@@ -18,6 +20,9 @@ def top_k_accuracy(logits: np.ndarray, labels: np.ndarray, ks: Sequence[int] = (
     Returns:
         `{"top1": ..., "top5": ...}`; a `k` above the number of classes counts every sample as correct.
     """
+    if isinstance(ks, (str, bytes)) or not isinstance(ks, Sequence) or not ks:
+        raise ValueError(f"`ks` must be a list of positive integers, got {ks!r}; pass e.g. (1, 5).")
+    ks = [checked("ks", positive_int, k) for k in ks]
     logits, labels = np.asarray(logits), np.asarray(labels)
     if logits.ndim != 2 or labels.shape != logits.shape[:1]:
         raise ValueError(f"Need logits (N, num_labels) and labels (N,), got {logits.shape} and {labels.shape}.")

@@ -38,6 +38,7 @@ from transformers.pipelines.base import build_pipeline_init_args
 from transformers.utils import add_end_docstrings
 
 from ._compat import pipeline_iterator
+from .checks import checked, flag
 from .processing_mamp import MampSkeletonProcessor
 from .skeletons.layouts import as_float_array
 
@@ -377,9 +378,9 @@ class SkeletonFeatureExtractionPipeline(_SkeletonPipeline):
     def _postprocess_parameters(self, pool: bool | None = None, return_tensors: bool | None = None) -> dict[str, Any]:
         params: dict[str, Any] = {}
         if pool is not None:
-            params["pool"] = bool(pool)
+            params["pool"] = checked("pool", flag, pool)
         if return_tensors is not None:
-            params["return_tensors"] = bool(return_tensors)
+            params["return_tensors"] = checked("return_tensors", flag, return_tensors)
         return params
 
     def postprocess(self, model_outputs: Any, pool: bool = True, return_tensors: bool = False) -> Any:

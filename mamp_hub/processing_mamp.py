@@ -10,7 +10,6 @@ other skeleton sources' joints to the NTU layout (`joint_layout`), is `skeleton_
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ import torch
 from transformers import BatchFeature, FeatureExtractionMixin
 
 from ._compat import is_loading_argument
+from .checks import checked, finite_real, flag, integer, positive_int
 from .skeletons.layouts import (
     SkeletonInput,
     count_valid_frames,
@@ -33,20 +33,8 @@ from .skeletons.sources import SKELETON_SOURCES, SKELETON_UNITS, axes_matrix
 # Each takes the option's value and returns the value to store, or raises ValueError naming what is wrong.
 
 
-def _positive_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _finite_real(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"must be a finite number, got {value!r}")
-    return float(value)
-
-
 def _ratio(value: Any) -> float:
-    value = _finite_real(value)
+    value = finite_real(value)
     if not 0.0 < value <= 1.0:
         raise ValueError(f"must be in (0, 1], got {value!r}")
     return value
@@ -62,16 +50,10 @@ def _ratio_range(value: Any) -> list[float]:
 
 
 def _angle(value: Any) -> float:
-    value = _finite_real(value)
+    value = finite_real(value)
     if not 0.0 <= value <= math.pi:
         raise ValueError(f"must be an angle in radians within [0, pi], got {value!r}")
     return value
-
-
-def _flag(value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"must be True or False, got {value!r}")
-    return bool(value)
 
 
 def _joint_layout(value: Any) -> str:
@@ -100,14 +82,14 @@ def _joint_axes(value: Any) -> str | None:
 
 
 _OPTION_CHECKS: dict[str, Callable[[Any], Any]] = {
-    "num_frames": _positive_int,
-    "num_joints": _positive_int,
-    "num_channels": _positive_int,
-    "max_persons": _positive_int,
+    "num_frames": positive_int,
+    "num_joints": positive_int,
+    "num_channels": positive_int,
+    "max_persons": positive_int,
     "eval_crop_ratio": _ratio,
     "train_crop_ratio_range": _ratio_range,
-    "min_train_frames": _positive_int,
-    "do_random_rotation": _flag,
+    "min_train_frames": positive_int,
+    "do_random_rotation": flag,
     "rotation_range": _angle,
     "joint_layout": _joint_layout,
     "joint_units": _joint_units,
@@ -355,13 +337,13 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
         """The generator of the training randomness, after checking `__call__`'s options."""
         if return_tensors not in ("pt", "np"):
             raise ValueError(f"`return_tensors` must be 'pt' or 'np', got {return_tensors!r}.")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(f"`generator` must be a torch.Generator, got {type(generator).__name__}; or pass `seed`.")
         if generator is not None and seed is not None:
             raise ValueError("Pass either `generator` or `seed`, not both.")
         if seed is not None:
-            if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-                raise ValueError(f"`seed` must be an integer, got {seed!r}.")
-            generator = torch.Generator().manual_seed(int(seed))
-        if training:
+            generator = torch.Generator().manual_seed(checked("seed", integer, seed))
+        if checked("training", flag, training):
             self._check_rotation()
         return generator
 
@@ -502,7 +484,7 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
         return resolve_layout(
             shape,
             layout,
-            batched,
+            None if batched is None else checked("batched", flag, batched),
             joint_layout=self.joint_layout,
             num_joints=self.num_joints,
             num_channels=self.num_channels,

@@ -331,7 +331,7 @@ def test_array_dataset_refuses_bad_input(sequences, labels, kwargs, message):
         (100, float("nan"), r"got nan"),
         (100, "0.1", r"got '0\.1'"),
         (50, 0.01, r"`ratio` 0\.01 of 50 samples keeps 0"),
-        (0, 0.5, r"of 0 samples keeps 0"),
+        (0, 0.5, r"`num_samples` must be a positive integer, got 0"),
     ],
 )
 def test_semi_supervised_ratio_out_of_range(ntu60_file, num_samples, ratio, message):

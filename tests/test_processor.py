@@ -242,7 +242,7 @@ def test_save_and_load(tmp_path):
         ),
         (lambda: np.zeros((0, 300, 150), np.float32), {}, "batch of 0 sequences"),  # an empty batch
         (lambda: np.full((300, 150), "a"), {}, "dtype <U1"),  # not numbers
-        (lambda: [np.ones((30, 150)), "walking"], {}, "Sequence 1 is not a numeric array"),
+        (lambda: [np.ones((30, 150)), "walking"], {}, "Sequence 1 must hold real coordinates .*got a str 'walking'"),
         (lambda: np.ones((300, 150), np.complex64), {}, "complex64"),
         (lambda: np.full((300, 150), np.nan, np.float32), {}, "NaN or infinite"),
         (lambda: np.full((300, 150), np.inf, np.float32), {}, "NaN or infinite"),

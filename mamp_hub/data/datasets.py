@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
+from ..checks import checked, flag, integer, positive_int
 from ..skeletons import get_id2label
 from ..skeletons.layouts import LAYOUT_NDIMS, count_valid_frames
 from .npz import load_npz
@@ -137,7 +138,16 @@ class ArraySkeletonDataset(Dataset):
         layout: str | None = None,
         id2label: Mapping[int, str] | None = None,
     ) -> None:
+        if isinstance(sequences, (str, bytes)) or not isinstance(sequences, (np.ndarray, torch.Tensor, Sequence)):
+            raise ValueError(
+                f"sequences is of type {type(sequences).__name__}; pass an (N, ...) array of sequences or a list of them."
+            )
         if id2label is not None:
+            if not isinstance(id2label, Mapping):
+                raise ValueError(
+                    f"id2label is of type {type(id2label).__name__}; pass a mapping class index -> name, e.g. "
+                    "dict(enumerate(names))."
+                )
             id2label = dict(id2label)
             if not id2label or set(id2label) != set(range(len(id2label))):
                 raise ValueError(
@@ -233,6 +243,7 @@ class NpzSkeletonDataset(ArraySkeletonDataset):
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"Unknown split {split!r}; pass one of {SPLITS}.")
+        mmap = checked("mmap", flag, mmap)
         with zipfile.ZipFile(path) as archive:
             has_names = "class_names.npy" in archive.namelist()
         keys = [f"x_{split}", f"y_{split}"] + (["class_names"] if has_names and id2label is None else [])
@@ -316,7 +327,8 @@ def semi_supervised_indices(num_samples: int, ratio: float, seed: int = 0) -> np
     Raises:
         ValueError: `ratio` is not in (0, 1], or keeps no sample of `num_samples`.
     """
-    if not isinstance(ratio, numbers.Real) or not 0.0 < ratio <= 1.0:
+    num_samples, seed = checked("num_samples", positive_int, num_samples), checked("seed", integer, seed)
+    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not 0.0 < ratio <= 1.0:
         raise ValueError(f"`ratio` must be in (0, 1], got {ratio!r}; pass e.g. 0.01 or 0.1.")
     count = int(num_samples * ratio)
     if count < 1:

@@ -8,10 +8,12 @@ one `(T_b, max_persons * V * C)` array per sequence, the rows its crop and resiz
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
+from ..checks import real_array
 from .sources import SOURCE_JOINT_COUNTS, to_ntu
 
 # Number of dimensions of ONE sequence in each supported layout; a batch has one more, in front.
@@ -29,19 +31,10 @@ _NTU_VALUES_PER_PERSON = 25 * 3
 SkeletonInput = np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor]
 
 
-def as_float_array(array: np.ndarray | torch.Tensor, what: str = "The skeleton input") -> np.ndarray:
-    """`array` as float32 numpy (no copy when it already is); raises `ValueError` for non-numeric input."""
-    if isinstance(array, torch.Tensor):
-        array = array.detach().cpu().numpy()
-    dtype = getattr(array, "dtype", None)
-    if dtype is not None and (np.issubdtype(dtype, np.complexfloating) or dtype.kind in "OUSV"):
-        raise ValueError(f"{what} must hold real coordinates, got an array of dtype {dtype}.")
-    try:
-        return np.asarray(array, dtype=np.float32)
-    except (TypeError, ValueError) as error:
-        raise ValueError(
-            f"{what} is not a numeric array ({error}); pass numpy arrays or tensors of joint coordinates."
-        ) from None
+def as_float_array(array: Any, what: str = "The skeleton input") -> np.ndarray:
+    """`array` (numpy, torch, nested lists) as float32 numpy, with no copy when it already is; `ValueError` naming
+    `what` for anything but real numbers (see `real_array`)."""
+    return real_array(array, what).astype(np.float32, copy=False)
 
 
 def fits(layout: str, shape: Sequence[int], joints: Collection[int], channels: int, max_persons: int) -> bool:
@@ -201,7 +194,7 @@ def count_valid_frames(sequence: np.ndarray, layout: str = "ntu_flat") -> int:
     """
     if layout not in LAYOUT_NDIMS:
         raise ValueError(f"Unknown layout {layout!r}; pass one of {list(LAYOUT_NDIMS)}.")
-    sequence = np.asarray(sequence, dtype=np.float32)
+    sequence = as_float_array(sequence, "sequence")
     if layout == "CTVM":
         sequence = sequence.transpose(1, 3, 2, 0)
     elif layout == "MTVC":

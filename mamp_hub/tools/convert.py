@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..checks import checked, flag
 from ..configuration_mamp import MampConfig
 from ..layers.embeddings import add_position_embeddings, patchify
 from ..modeling_mamp import (
@@ -458,6 +459,7 @@ def convert_checkpoint(
     Raises:
         CheckpointError: the file is not a MAMP checkpoint, an override contradicts it, or the verification fails.
     """
+    verbose, force = checked("verbose", flag, verbose), checked("force", flag, force)
     state_dict, args = load_official_checkpoint(checkpoint_path)
     config = infer_config(state_dict, args, force=force, **config_overrides)
     kind = checkpoint_kind(state_dict)
