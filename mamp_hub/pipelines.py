@@ -39,6 +39,7 @@ from transformers.utils import add_end_docstrings
 
 from ._compat import pipeline_iterator
 from .checks import checked, flag
+from .data.npz import load_npy, load_npz, npz_array_names
 from .processing_mamp import MampSkeletonProcessor
 from .skeletons.layouts import as_float_array
 
@@ -52,11 +53,12 @@ SkeletonClip = np.ndarray | torch.Tensor | str | os.PathLike
 
 
 def load_skeleton_file(path: str | os.PathLike, npz_key: str | None = None) -> np.ndarray:
-    """The skeleton array of a `.npy` file, or of a `.npz` file's `npz_key` (default: `x_test`, else `x`).
+    """The skeleton array of a `.npy` file, or of a `.npz` file's `npz_key` (default: `x_test`, else `x`); a `.npy`
+    file that holds a zip archive is read as `.npz`, as `np.load` does. Nothing is unpickled.
 
     Raises:
-        ValueError: the path is not a `.npy` or `.npz` file, is missing or unreadable, or the `.npz` file has no such
-            array.
+        ValueError: naming the file, when the path is not a `.npy` or `.npz` file, is missing, holds no such array or
+            one of Python objects, or is not what its name says or cut short.
     """
     path = Path(path)
     if path.suffix not in (".npy", ".npz"):
@@ -64,20 +66,19 @@ def load_skeleton_file(path: str | os.PathLike, npz_key: str | None = None) -> n
     if not path.is_file():
         raise ValueError(f"There is no file at {str(path)!r}; pass the path of an existing .npy or .npz file.")
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if isinstance(loaded, np.ndarray):
-            return loaded
-        with loaded as arrays:  # a .npz file (NumPy reads the format from the content, not the suffix)
-            key = npz_key if npz_key is not None else next((key for key in NPZ_KEYS if key in arrays.files), None)
-            if key in arrays.files:
-                return arrays[key]
-            wanted = repr(npz_key) if npz_key is not None else "'x_test' or 'x'"
-            files = arrays.files
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
-        raise ValueError(f"{str(path)!r} could not be read as a {path.suffix} file of arrays ({error}).") from None
-    raise ValueError(
-        f"{str(path)!r} has no array {wanted} (it has {files}); pass npz_key= naming the array that holds the clips."
-    )
+        if path.suffix == ".npy" and not zipfile.is_zipfile(path):
+            return load_npy(path)
+        files = npz_array_names(path)
+    except OSError as error:
+        raise ValueError(f"{str(path)!r} could not be read ({error}).") from None
+    key = npz_key if npz_key is not None else next((key for key in NPZ_KEYS if key in files), None)
+    if key not in files:
+        wanted = repr(npz_key) if npz_key is not None else "'x_test' or 'x'"
+        raise ValueError(
+            f"{str(path)!r} has no array {wanted} (it has {files}); pass npz_key= naming the array that holds the "
+            "clips."
+        )
+    return load_npz(path, keys=[key])[key]
 
 
 def read_skeletons(inputs: Any, npz_key: str | None = None) -> np.ndarray:

@@ -10,7 +10,7 @@ from conftest import tiny_config
 from transformers import pipeline
 
 from mamp_hub import MampForSkeletonClassification, MampModel, MampSkeletonProcessor
-from mamp_hub.data import ArraySkeletonDataset, SkeletonDataCollator, semi_supervised_indices
+from mamp_hub.data import ArraySkeletonDataset, SkeletonDataCollator, load_npz, semi_supervised_indices
 from mamp_hub.metrics import top_k_accuracy
 from mamp_hub.skeletons import get_id2label, ntu_joint_recipes, to_ntu
 from mamp_hub.skeletons.layouts import count_valid_frames
@@ -45,6 +45,7 @@ CASES = [
     (lambda: SkeletonDataCollator(PROCESSOR, training="yes"), "`training` must be True or False, got 'yes'"),
     (lambda: SkeletonDataCollator(PROCESSOR, return_labels=1), "`return_labels` must be True or False, got 1"),
     (lambda: SkeletonDataCollator(None), "processor is of type NoneType"),
+    (lambda: load_npz("data.npz", keys="x_train"), r"keys='x_train' is one string; pass a list .*\['x_train'\]"),
     (lambda: semi_supervised_indices("100", 0.1), "`num_samples` must be a positive integer, got '100'"),
     (lambda: semi_supervised_indices(100, True), "`ratio` must be in .*got True"),
     (lambda: semi_supervised_indices(100, 0.1, seed=0.5), "`seed` must be an integer, got 0.5"),

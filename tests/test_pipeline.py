@@ -222,7 +222,7 @@ def test_feature_extraction_gives_the_pooled_embedding(checkpoint):
         (lambda path: [np.zeros((30, 25, 3)), 7], {}, "Got input of type int where skeletons"),
         (lambda path: "walking", {}, "'walking' is not a .npy or .npz file"),
         (lambda path: path / "missing.npy", {}, "There is no file at .*missing.npy"),
-        (lambda path: path / "text.npy", {}, "could not be read as a .npy file"),
+        (lambda path: path / "text.npy", {}, "text.npy' is not a NumPy array: it does not start with a valid .npy"),
         (lambda path: path / "clip.npz", {"npz_key": "x_train"}, r"has no array 'x_train' \(it has \['y'\]\)"),
         (lambda path: path / "clip.npz", {}, r"has no array 'x_test' or 'x'"),
         (lambda path: [], {}, "Got no clips"),

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import numbers
 import os
-import zipfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,7 +24,7 @@ from torch.utils.data import Dataset, Subset
 from ..checks import checked, flag, integer, positive_int
 from ..skeletons import get_id2label
 from ..skeletons.layouts import LAYOUT_NDIMS, count_valid_frames
-from .npz import load_npz
+from .npz import load_npz, npz_array_names
 
 __all__ = [
     "SPLITS",
@@ -244,8 +243,7 @@ class NpzSkeletonDataset(ArraySkeletonDataset):
         if split not in SPLITS:
             raise ValueError(f"Unknown split {split!r}; pass one of {SPLITS}.")
         mmap = checked("mmap", flag, mmap)
-        with zipfile.ZipFile(path) as archive:
-            has_names = "class_names.npy" in archive.namelist()
+        has_names = "class_names" in npz_array_names(path)
         keys = [f"x_{split}", f"y_{split}"] + (["class_names"] if has_names and id2label is None else [])
         arrays = load_npz(path, keys=keys, mmap=mmap)
         sequences, targets = arrays[f"x_{split}"], arrays[f"y_{split}"]
