@@ -4,7 +4,7 @@ loud failure for runs that diverge. Used by the recipes in `training/` and by `e
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -83,12 +83,12 @@ class SkeletonTrainer(Trainer):
             return super().get_test_dataloader(test_dataset)
 
 
-def non_finite_tensors(model: nn.Module, limit: int = 3) -> list[str]:
-    """Names of (at most `limit` of) the parameters and buffers of `model` holding a NaN or an infinity."""
+def non_finite_tensors(model: nn.Module | Mapping[str, torch.Tensor], limit: int = 3) -> list[str]:
+    """Names of (at most `limit` of) the parameters and buffers of `model` (or the tensors of a state dict) holding
+    a NaN or an infinity."""
+    tensors = model.state_dict() if isinstance(model, nn.Module) else model
     names = [
-        name
-        for name, tensor in model.state_dict().items()
-        if tensor.is_floating_point() and not torch.isfinite(tensor).all()
+        name for name, tensor in tensors.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()
     ]
     return names[:limit] + ([f"{len(names) - limit} more"] if len(names) > limit else [])
 

@@ -34,6 +34,7 @@ from ..modeling_mamp import (
 )
 from ..processing_mamp import MampSkeletonProcessor
 from ..skeletons import ACTION_NAMES, get_id2label
+from ..trainer import non_finite_tensors
 from .cli import console_script
 
 # Official name -> our name, for the parts shared by all checkpoints (`{i}` is a layer index).
@@ -125,6 +126,12 @@ def load_official_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor],
     if args is not None and not isinstance(args, (argparse.Namespace, dict)):
         raise CheckpointError(
             f"{path}: 'args' is a {type(args).__name__}, where the authors' scripts store an argparse.Namespace."
+        )
+    non_finite = non_finite_tensors(state_dict)
+    if non_finite:
+        raise CheckpointError(
+            f"{path}: weights hold NaN or infinite values ({', '.join(non_finite)}); the file is damaged or the run "
+            "that wrote it diverged; use another copy of it."
         )
     return state_dict, args
 
@@ -485,8 +492,9 @@ def convert_checkpoint(
     result = output.loss if kind == "pretrain" else output.logits
     if embedding_error > 1e-4 or not torch.isfinite(result).all():
         raise CheckpointError(
-            f"Verification failed: embedding difference {embedding_error:.2e}, finite output: "
-            f"{bool(torch.isfinite(result).all())}."
+            f"{checkpoint_path}: the converted model failed its check (joint embedding differs from the official "
+            f"Conv2d by {embedding_error:.2e}; {'finite' if torch.isfinite(result).all() else 'NaN or infinite'} "
+            "output on random input); is the file complete and unmodified? If it is, please report it."
         )
     if verbose:
         print(f"{checkpoint_path}: {kind} checkpoint -> {model_class.__name__}, {len(mapping)} tensors mapped")
