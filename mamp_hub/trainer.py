@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import Trainer
+from transformers.trainer_utils import has_length
 
 
 class TrainingDivergedError(RuntimeError):
@@ -29,7 +30,8 @@ class SkeletonTrainer(Trainer):
     """`Trainer` with separate training and evaluation batching, as the authors' loaders have, that fails loudly.
 
     Training batches come from `data_collator` (random crop and rotation) and, with `dataloader_drop_last=True`,
-    are always full: the schedule sees the paper's batch size and the heads' BatchNorm never gets a batch of one.
+    are always full: the schedule sees the paper's batch size and the heads' BatchNorm never gets a batch of one (a
+    training set smaller than one batch is then refused, naming the batch options, as no step would run).
     Evaluation batches come from `eval_data_collator` (central crop) and keep every test clip.
 
     A step whose loss is not finite raises `TrainingDivergedError` (Trainer would log the mean of the previous
@@ -41,9 +43,28 @@ class SkeletonTrainer(Trainer):
             batches), e.g. `SkeletonDataCollator(processor, training=False)`.
     """
 
+    # The options that set the training batch, as this trainer's users write them (a recipe names its own).
+    batch_size_option = "per_device_train_batch_size"
+    drop_last_option = "dataloader_drop_last"
+
     def __init__(self, *args: Any, eval_data_collator: Callable, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.eval_data_collator = eval_data_collator
+
+    def get_train_dataloader(self):
+        dataloader = super().get_train_dataloader()
+        # With `dataloader_drop_last`, a training set smaller than one batch (over all processes) makes epochs of no
+        # step: a data loader of length 0, which Trainer takes for one without a length and asks for `max_steps`.
+        if self.args.dataloader_drop_last and has_length(dataloader) and len(dataloader) == 0:
+            clips, processes = len(self.train_dataset), self.args.world_size
+            batch = self.args.per_device_train_batch_size * processes
+            raise ValueError(
+                f"The training set has {clips} clips, fewer than one training batch of {batch}"
+                + (f" ({processes} processes)" if processes > 1 else "")
+                + f", and {self.drop_last_option}=true drops an incomplete batch, so no step would run; lower "
+                f"{self.batch_size_option} or set {self.drop_last_option}=false (to train on the incomplete batch)."
+            )
+        return dataloader
 
     def training_step(
         self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: torch.Tensor | int | None = None
