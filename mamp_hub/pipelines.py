@@ -38,7 +38,7 @@ from transformers.pipelines.base import build_pipeline_init_args
 from transformers.utils import add_end_docstrings
 
 from ._compat import pipeline_iterator
-from .checks import checked, flag
+from .checks import checked, flag, positive_int
 from .data.npz import load_npy, load_npz, npz_array_names
 from .processing_mamp import MampSkeletonProcessor
 from .skeletons.layouts import as_float_array
@@ -310,9 +310,7 @@ class SkeletonActionRecognitionPipeline(_SkeletonPipeline):
     def _postprocess_parameters(self, top_k: int | None = None, function_to_apply: str | None = None) -> dict[str, Any]:
         params: dict[str, Any] = {}
         if top_k is not None:
-            if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-                raise ValueError(f"top_k must be a positive integer, got {top_k!r}.")
-            params["top_k"] = top_k
+            params["top_k"] = checked("top_k", positive_int, top_k)
         if function_to_apply is not None:
             if function_to_apply not in _SCORE_FUNCTIONS:
                 raise ValueError(

@@ -83,6 +83,7 @@ def embedder(tmp_path_factory):
         ({"pool": "False"}, "`pool` must be True or False, got 'False'"),
         ({"return_tensors": 1}, "`return_tensors` must be True or False, got 1"),
         ({"joint_layout": 17}, "`joint_layout` must be 'ntu' or a skeleton source"),
+        ({"pool": True, "layout": 3}, "Unknown layout 3"),
     ],
 )
 def test_pipeline_options_of_the_wrong_type_are_refused_by_name(embedder, options, message):

@@ -229,7 +229,7 @@ def test_feature_extraction_gives_the_pooled_embedding(checkpoint):
         (lambda path: [np.zeros((3, 30, 150))], {}, "holds a batch of 3 clips"),
         (lambda path: np.zeros((30, 24, 3)), {}, "fits no supported layout"),
         (lambda path: np.zeros((2, 30, 25, 3)), {}, "ambiguous.*pass `layout=`"),
-        (lambda path: np.zeros((30, 25, 3)), {"top_k": 0}, "top_k must be a positive integer, got 0"),
+        (lambda path: np.zeros((30, 25, 3)), {"top_k": 0}, "`top_k` must be a positive integer, got 0"),
         (lambda path: np.zeros((30, 25, 3)), {"function_to_apply": "relu"}, "function_to_apply must be one of"),
         (lambda path: np.zeros((30, 25, 3)), {"joint_layout": "bvh"}, "`joint_layout` must be 'ntu' or a skeleton"),
         (lambda path: np.zeros((30, 25, 3)), {"joint_units": "mm"}, r"\['joint_units'\] apply to another joint_layout"),
