@@ -255,6 +255,7 @@ def _write_bad_checkpoint(kind: str, path, reference) -> None:
         torch.save({"model": state_dict}, path)
     elif kind == "diverged":
         state_dict = reference.state_dict("finetune")
+        state_dict["blocks.0.attn.qkv.weight"] = state_dict["blocks.0.attn.qkv.weight"].clone()  # not the fixture's
         state_dict["blocks.0.attn.qkv.weight"][3, 1] = float("inf")
         torch.save({"model": state_dict}, path)
     elif kind == "directory":
