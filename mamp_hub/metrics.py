@@ -227,13 +227,17 @@ def segments_to_frame_labels(segments: Sequence[Segment], num_frames: int) -> np
     Returns:
         `(num_frames,)` int64: each frame's label, `BACKGROUND` (-1) where no segment covers it.
     Raises:
-        ValueError: a segment outside `[0, num_frames)`, empty, with fractional frames or a label that is not an int
-            >= 0.
+        ValueError: a segment that is not such a dict, outside `[0, num_frames)`, empty, with fractional frames, or
+            with a label that is not an int >= 0.
     """
     if not isinstance(num_frames, numbers.Integral) or num_frames < 0:
         raise ValueError(f"`num_frames` must be an integer >= 0, got {num_frames!r}.")
     labels = np.full(num_frames, BACKGROUND, dtype=np.int64)
     for position, segment in enumerate(segments):
+        if not isinstance(segment, Mapping) or not all(key in segment for key in ("label", "start", "end")):
+            raise ValueError(
+                f"Segment {position} ({segment!r}) must be a dict with the keys ['label', 'start', 'end']."
+            )
         label, start, end = segment["label"], segment["start"], segment["end"]
         if not isinstance(label, numbers.Integral) or isinstance(label, bool) or label < 0:
             raise ValueError(f"Segment {position} ({segment!r}) has label {label!r}; frame labels are ints >= 0.")
