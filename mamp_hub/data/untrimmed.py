@@ -286,13 +286,14 @@ def write_untrimmed_pku(
         The recording names, in order.
     """
     recordings = generate_untrimmed_recordings(num_recordings, seed, config)
+    line = " ".join(["%.6f"] * VALUES_PER_FRAME) + "\n"
     for folder in ("skeleton", "label"):
         os.makedirs(os.path.join(output_dir, folder), exist_ok=True)
     for recording in recordings:
         labels = "".join(f"{s['label'] + 1},{s['start']},{s['end']},2\n" for s in recording.segments)
         _write_whole(os.path.join(output_dir, "label", f"{recording.name}.txt"), labels)
-        rows = "\n".join(" ".join(f"{value:.6f}" for value in row) for row in recording.skeleton.tolist())
-        _write_whole(os.path.join(output_dir, "skeleton", f"{recording.name}.txt"), rows + "\n")
+        rows = "".join(line % tuple(row) for row in recording.skeleton.tolist())
+        _write_whole(os.path.join(output_dir, "skeleton", f"{recording.name}.txt"), rows)
     classes = "".join(f"{index + 1},{name}\n" for index, name in enumerate(SYNTHETIC_ACTION_NAMES))
     _write_whole(
         os.path.join(output_dir, "README.txt"),
