@@ -16,7 +16,7 @@ Workload (the paper's default model): hidden 256, 8 encoder layers, 8 heads, 120
   matrices, as the authors' recipe), the same optimizer code for both implementations.
 
 With `--official-repo`, the authors' models are built from that checkout and their weights are converted into
-ours (`mamp_hub.convert.convert_state_dict`); the script checks that the outputs agree (features to 1e-4, the
+ours (`mamp_hub.tools.convert.convert_state_dict`); the script checks that the outputs agree (features to 1e-4, the
 pre-training loss, mask and predictions with the same random numbers) before it times anything.
 """
 
@@ -51,7 +51,7 @@ from common import (
 )
 
 from mamp_hub import MampConfig, MampForMaskedMotionPrediction, MampModel
-from mamp_hub.convert import convert_state_dict
+from mamp_hub.tools.convert import convert_state_dict
 
 FEATURES, PRETRAINING = "feature extraction", "pre-training step"
 TASKS = {"features": FEATURES, "pretraining": PRETRAINING}  # command-line name -> table name

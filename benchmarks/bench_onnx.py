@@ -9,7 +9,7 @@ fine-tuning head with NTU-60's 60 classes. Inputs are `common.ntu_mix_batch`: tw
 clips (49/60) with an all-zero second body, so at batch 32, 26 second bodies are absent; a batch of 1 is one
 one-person clip.
 
-Each model is exported with `mamp_hub.onnx_export.export_onnx` (which checks ONNX Runtime against PyTorch to 1e-4
+Each model is exported with `mamp_hub.tools.onnx_export.export_onnx` (which checks ONNX Runtime against PyTorch to 1e-4
 first), then each batch size is timed with the three runtimes taking turns (`common.interleaved_timings`):
 - PyTorch, absent persons skipped: `model(skeleton_values, present_persons=...)` under `torch.inference_mode()`
   (SDPA, float32), as a batch from `MampSkeletonProcessor` runs: absent slots are encoded once per batch.
@@ -42,7 +42,8 @@ from common import (
 )
 
 from mamp_hub import MampConfig, MampForSkeletonClassification, MampModel
-from mamp_hub.onnx_export import INPUT_NAME, export_onnx, present_person_slots
+from mamp_hub.skeletons.layouts import present_person_slots
+from mamp_hub.tools.onnx_export import INPUT_NAME, export_onnx
 
 FEATURES, CLASSIFICATION = "feature extraction", "classification"
 TASKS = {"features": FEATURES, "classification": CLASSIFICATION}  # command-line name -> table name

@@ -25,8 +25,8 @@ import onnxruntime
 
 from mamp_hub import MampConfig, MampForSkeletonClassification, MampSkeletonProcessor
 from mamp_hub.data.synthetic import generate_synthetic_actions
-from mamp_hub.onnx_export import CONFIG_METADATA_KEY, INPUT_NAME, export_onnx, load_for_export
 from mamp_hub.skeletons import get_id2label
+from mamp_hub.tools.onnx_export import CONFIG_METADATA_KEY, INPUT_NAME, export_onnx, load_for_export
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

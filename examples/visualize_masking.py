@@ -26,7 +26,8 @@ from matplotlib.ticker import MaxNLocator
 
 from mamp_hub import MampConfig, MampForMaskedMotionPrediction, MampSkeletonProcessor
 from mamp_hub.data.synthetic import SYNTHETIC_ACTION_NAMES, generate_synthetic_actions
-from mamp_hub.modeling_mamp import masking_probabilities, patchify
+from mamp_hub.layers.embeddings import patchify
+from mamp_hub.modeling_mamp import masking_probabilities
 from mamp_hub.skeletons import NTU_BONES, NTU_JOINT_NAMES
 
 MASKED_COLOR, VISIBLE_COLOR, BONE_COLOR = "#d62728", "#1f4e9c", "#9a9a9a"

@@ -1,13 +1,7 @@
-"""mamp-hub: MAMP (Masked Motion Predictors, ICCV 2023) for skeleton action recognition in the transformers API."""
+"""mamp-hub: MAMP (Masked Motion Predictors, ICCV 2023) for skeleton action recognition in the transformers API.
 
-from transformers import (
-    AutoConfig,
-    AutoFeatureExtractor,
-    AutoModel,
-    AutoModelForPreTraining,
-    AutoModelForVideoClassification,
-)
-from transformers.pipelines import PIPELINE_REGISTRY
+The map of the package (which module holds what, and who uses it) is in docs/layout.md.
+"""
 
 from .configuration_mamp import MampConfig, MampConfigError
 from .modeling_mamp import (
@@ -18,28 +12,11 @@ from .modeling_mamp import (
 )
 from .pipelines import SkeletonActionRecognitionPipeline, SkeletonFeatureExtractionPipeline
 from .processing_mamp import MampSkeletonProcessor
+from .registration import register
 
 __version__ = "0.1.0"
 
-AutoConfig.register(MampConfig.model_type, MampConfig, exist_ok=True)
-AutoModel.register(MampConfig, MampModel, exist_ok=True)
-AutoModelForPreTraining.register(MampConfig, MampForMaskedMotionPrediction, exist_ok=True)
-# A skeleton sequence is a video of joints: the video-classification Auto class is the closest task.
-AutoModelForVideoClassification.register(MampConfig, MampForSkeletonClassification, exist_ok=True)
-AutoFeatureExtractor.register(MampConfig, MampSkeletonProcessor, exist_ok=True)
-# `pipeline("skeleton-action-recognition", model=...)` and `pipeline("skeleton-feature-extraction", model=...)`.
-PIPELINE_REGISTRY.register_pipeline(
-    "skeleton-action-recognition",
-    pipeline_class=SkeletonActionRecognitionPipeline,
-    pt_model=AutoModelForVideoClassification,
-    type="multimodal",
-)
-PIPELINE_REGISTRY.register_pipeline(
-    "skeleton-feature-extraction",
-    pipeline_class=SkeletonFeatureExtractionPipeline,
-    pt_model=AutoModel,
-    type="multimodal",
-)
+register()
 
 __all__ = [
     "MampConfig",

@@ -8,10 +8,14 @@ suite against the newest and the oldest of them.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sized
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader
+from transformers import Pipeline
 from transformers.generation.configuration_utils import GenerationConfig
+from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
 # ----------------------------------------------------------------------------- configuration
 
@@ -24,9 +28,9 @@ def generation_parameter_names() -> frozenset[str]:
 
 
 def mark_as_strict_validator(validate: Any) -> Any:
-    """Mark a `validate` method that wraps `@strict`'s own as strict: transformers' `PreTrainedConfig` looks for this
-    private marker to decide whether a config class validates itself (`huggingface_hub.dataclasses.strict` sets it on
-    the method it writes, which `MampConfig` wraps to raise its own error class)."""
+    """Mark a `validate` method that wraps `@strict`'s own as strict: huggingface_hub's `@strict` (which transformers'
+    configs use) refuses to decorate a class whose inherited `validate` lacks this private marker, so without it no
+    strict subclass of `MampConfig` could be declared (`MampConfig` wraps `validate` to raise its own error class)."""
     validate.__is_defined_by_strict_decorator__ = True
     return validate
 
@@ -51,10 +55,17 @@ def is_loading_argument(name: str) -> bool:
 # ----------------------------------------------------------------------------- model loading and parallel wrappers
 
 
-LOADING_REPORT_HOOK = "_adjust_missing_and_unexpected_keys"
-"""`PreTrainedModel.from_pretrained` calls this private method with the missing / unexpected / mismatched keys just
-before it logs its loading report; `MampPreTrainedModel` overrides it to say in one line that a new head was
-initialised (or a checkpoint's head is unused) instead of a table of keys."""
+class LoadingReportHook:
+    """Mixin for a `PreTrainedModel` subclass: `from_pretrained` calls the private method below with the missing,
+    unexpected and mismatched keys (`loading_info.missing_keys`, `.unexpected_keys`, `.mismatched_keys`) just before
+    it logs its loading report; the subclass's `adjust_loading_report(loading_info)` may shorten that report."""
+
+    def _adjust_missing_and_unexpected_keys(self, loading_info: Any) -> None:
+        super()._adjust_missing_and_unexpected_keys(loading_info)
+        self.adjust_loading_report(loading_info)
+
+    def adjust_loading_report(self, loading_info: Any) -> None:
+        """Override to edit `loading_info`'s key sets before transformers reports them."""
 
 
 def is_data_parallel_replica(module: torch.nn.Module) -> bool:
@@ -63,3 +74,30 @@ def is_data_parallel_replica(module: torch.nn.Module) -> bool:
     processor's `present_persons`) does not belong to it. `torch.nn.parallel.replicate` marks replicas with this
     private attribute."""
     return bool(getattr(module, "_is_replica", False))
+
+
+# ----------------------------------------------------------------------------- pipelines
+
+
+def pipeline_iterator(
+    pipeline: Pipeline,
+    inputs: Any,
+    num_workers: int,
+    batch_size: int,
+    preprocess_params: dict[str, Any],
+    forward_params: dict[str, Any],
+    postprocess_params: dict[str, Any],
+    collate_fn: Callable[[list[Any]], Any],
+) -> Iterator[Any]:
+    """What `Pipeline.get_iterator` (undocumented; `Pipeline.__call__` calls it for a list or a data set of inputs)
+    builds, with another collate function: the skeleton pipelines batch lists of clips of any length for their
+    processor instead of padding per-clip tensors. Built from transformers' `PipelineDataset` / `PipelineIterator`
+    (`transformers.pipelines.pt_utils`) as `get_iterator` builds it."""
+    if isinstance(inputs, Sized):
+        dataset = PipelineDataset(inputs, pipeline.preprocess, preprocess_params)
+    else:
+        num_workers = min(num_workers, 1)  # workers cannot share out an iterable's items
+        dataset = PipelineIterator(inputs, pipeline.preprocess, preprocess_params)
+    dataloader = DataLoader(dataset, num_workers=num_workers, batch_size=batch_size, collate_fn=collate_fn)
+    model_iterator = PipelineIterator(dataloader, pipeline.forward, forward_params, loader_batch_size=batch_size)
+    return PipelineIterator(model_iterator, pipeline.postprocess, postprocess_params)

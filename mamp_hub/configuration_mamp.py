@@ -240,14 +240,6 @@ class MampConfig(PreTrainedConfig):
             if width % heads:
                 raise ValueError(f"{name} ({width}) must be divisible by its number of attention heads ({heads}).")
 
-    def validate_decoder_depth(self) -> None:
-        if self.decoder_num_hidden_layers > self.num_hidden_layers:
-            raise ValueError(
-                f"decoder_num_hidden_layers ({self.decoder_num_hidden_layers}) must not exceed num_hidden_layers "
-                f"({self.num_hidden_layers}): the decoder's layers take the first stochastic-depth rates of the "
-                "encoder's, as in the authors' code."
-            )
-
     def validate_masking(self) -> None:
         tokens = self.num_temporal_patches * self.num_joint_patches
         visible = self.num_visible_tokens(tokens)

@@ -1,7 +1,8 @@
 """MAMP: Masked Motion Predictors (Mao et al., ICCV 2023) in the transformers `PreTrainedModel` API.
 
-Sections follow the paper: 3.2 joint embedding, 3.3 motion extraction, 3.4 motion-aware masking,
-3.5 encoder, decoder and motion prediction head. Numerics follow the authors' code, which produced
+Sections follow the paper: 3.2 joint embedding (`layers/embeddings.py`), 3.3 motion extraction and 3.4 motion-aware
+masking (here), 3.5 encoder (`layers/transformer.py`), decoder and motion prediction head (`layers/decoder.py`), and
+the classification heads (`layers/heads.py`). Numerics follow the authors' code, which produced
 the published numbers: tokens are time-major (token `t * V + v`), persons are folded into the batch
 as row `n * M + m`, and motion is a forward difference with the last frames padded.
 
@@ -15,7 +16,6 @@ segments, V_p = V / joint_patch_size joint groups, L = T_e * V_p tokens, P = val
 person sequences.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -23,16 +23,18 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
-from transformers.activations import ACT2FN
-from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.processing_utils import Unpack
 from transformers.utils import ModelOutput, TransformersKwargs, logging
 from transformers.utils.generic import can_return_tuple
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
-from ._compat import is_data_parallel_replica
+from ._compat import LoadingReportHook, is_data_parallel_replica
 from .configuration_mamp import MampConfig
+from .layers.decoder import MampDecoder
+from .layers.embeddings import MampEmbeddings, patchify
+from .layers.heads import CLASSIFIER_HEADS, MampLinearProbeHead
+from .layers.transformer import MampEncoder, MampLayer, MampSelfAttention
+from .skeletons.layouts import present_person_slots
 
 logger = logging.get_logger(__name__)
 
@@ -217,51 +219,6 @@ def check_labels(labels: torch.Tensor, batch_size: int, num_labels: int) -> None
 # ---------------------------------------------------------------------------------------------
 
 
-def patchify(skeletons: torch.Tensor, temporal_patch_size: int, joint_patch_size: int) -> torch.Tensor:
-    """Cut `(N, T, V, C)` sequences into tokens `(N, T_e, V_p, P)`, P ordered (frame, joint, channel)."""
-    n, frames, joints, channels = skeletons.shape
-    patches = skeletons.reshape(
-        n, frames // temporal_patch_size, temporal_patch_size, joints // joint_patch_size, joint_patch_size, channels
-    )
-    return patches.permute(0, 1, 3, 2, 4, 5).flatten(3)
-
-
-def add_position_embeddings(tokens: torch.Tensor, temporal: nn.Parameter, spatial: nn.Parameter) -> torch.Tensor:
-    """Add separate temporal `(1, T_e0, 1, D)` and spatial `(1, 1, V_p, D)` embeddings to `(N, T_e, V_p, D)`
-    tokens (Eq. 7); the temporal table is linearly interpolated when the sequence has another length."""
-    num_segments = tokens.shape[1]
-    if num_segments != temporal.shape[1]:
-        temporal = F.interpolate(
-            temporal.squeeze(2).transpose(1, 2), size=num_segments, mode="linear", align_corners=False
-        )
-        temporal = temporal.transpose(1, 2).unsqueeze(2)
-    return tokens + spatial + temporal
-
-
-class MampEmbeddings(nn.Module):
-    """Segment-wise joint embedding (Section 3.2) plus position embeddings.
-
-    The authors embed with a Conv2d whose kernel equals its stride; a linear map of the patch values is the same
-    function and lets one `patchify` serve the embedding, the masking and the target.
-    """
-
-    def __init__(self, config: MampConfig):
-        super().__init__()
-        self.config = config
-        self.projection = nn.Linear(config.patch_dim, config.hidden_size)
-        self.temporal_position_embeddings = nn.Parameter(
-            torch.zeros(1, config.num_temporal_patches, 1, config.hidden_size)
-        )
-        self.spatial_position_embeddings = nn.Parameter(torch.zeros(1, 1, config.num_joint_patches, config.hidden_size))
-
-    def forward(self, patches: torch.Tensor) -> torch.Tensor:
-        """`(N, T_e, V_p, P)` patches -> `(N, L, D)` tokens."""
-        tokens = add_position_embeddings(
-            self.projection(patches), self.temporal_position_embeddings, self.spatial_position_embeddings
-        )
-        return tokens.flatten(1, 2)
-
-
 # ---------------------------------------------------------------------------------------------
 # 3.3 Motion: the prediction target
 # ---------------------------------------------------------------------------------------------
@@ -354,137 +311,17 @@ def random_masking(scores: torch.Tensor, num_visible: int) -> tuple[torch.Tensor
 # ---------------------------------------------------------------------------------------------
 
 
-def eager_attention_forward(
-    module: nn.Module,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    scaling: float,
-    dropout: float = 0.0,
-    **kwargs: Unpack[TransformersKwargs],
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Plain softmax attention over `(N, heads, L, head_dim)` inputs; returns `(N, L, heads, head_dim)` and weights."""
-    attn_weights = torch.matmul(query, key.transpose(2, 3)) * scaling
-    if attention_mask is not None:
-        attn_weights = attn_weights + attention_mask
-    attn_weights = F.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
-    attn_weights = F.dropout(attn_weights, p=dropout, training=module.training)
-    attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()
-    return attn_output, attn_weights
-
-
-class MampSelfAttention(nn.Module):
-    """Multi-head self-attention with a fused query/key/value projection (the authors' weight layout)."""
-
-    def __init__(self, config: MampConfig, hidden_size: int, num_heads: int):
-        super().__init__()
-        self.config = config
-        self.num_heads = num_heads
-        self.head_dim = hidden_size // num_heads
-        self.scaling = self.head_dim**-0.5
-        self.is_causal = False
-        self.qkv = nn.Linear(hidden_size, 3 * hidden_size, bias=config.qkv_bias)
-        self.proj = nn.Linear(hidden_size, hidden_size)
-        self.proj_dropout = nn.Dropout(config.hidden_dropout_prob)
-
-    def forward(
-        self, hidden_states: torch.Tensor, **kwargs: Unpack[TransformersKwargs]
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        batch, length, _ = hidden_states.shape
-        query, key, value = (
-            self.qkv(hidden_states).view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        )
-        # Fused kernels do not return probabilities, so a request for them takes the eager path.
-        implementation = "eager" if kwargs.get("output_attentions") else self.config._attn_implementation
-        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
-        attn_output, attn_weights = attention_interface(
-            self,
-            query,
-            key,
-            value,
-            None,
-            dropout=self.config.attention_probs_dropout_prob if self.training else 0.0,
-            scaling=self.scaling,
-            **kwargs,
-        )
-        attn_output = self.proj_dropout(self.proj(attn_output.reshape(batch, length, -1)))
-        return attn_output, attn_weights
-
-
-class MampMLP(nn.Module):
-    def __init__(self, config: MampConfig, hidden_size: int, intermediate_size: int):
-        super().__init__()
-        self.fc1 = nn.Linear(hidden_size, intermediate_size)
-        self.activation = ACT2FN[config.hidden_act]
-        self.fc2 = nn.Linear(intermediate_size, hidden_size)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        hidden_states = self.dropout(self.activation(self.fc1(hidden_states)))
-        return self.dropout(self.fc2(hidden_states))
-
-
-class MampDropPath(nn.Module):
-    """Stochastic depth: drops the residual branch of whole samples while training."""
-
-    def __init__(self, drop_prob: float):
-        super().__init__()
-        self.drop_prob = drop_prob
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        if self.drop_prob == 0.0 or not self.training:
-            return hidden_states
-        keep_prob = 1.0 - self.drop_prob
-        shape = (hidden_states.shape[0],) + (1,) * (hidden_states.ndim - 1)
-        keep = torch.empty(shape, dtype=hidden_states.dtype, device=hidden_states.device).bernoulli_(keep_prob)
-        return hidden_states * keep / keep_prob
-
-    def extra_repr(self) -> str:
-        return f"p={self.drop_prob}"
-
-
-class MampLayer(GradientCheckpointingLayer):
-    """Pre-norm transformer block (Eq. 8)."""
-
-    def __init__(self, config: MampConfig, hidden_size: int, num_heads: int, intermediate_size: int, drop_path: float):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(hidden_size, eps=config.layer_norm_eps)
-        self.attention = MampSelfAttention(config, hidden_size, num_heads)
-        self.norm2 = nn.LayerNorm(hidden_size, eps=config.layer_norm_eps)
-        self.mlp = MampMLP(config, hidden_size, intermediate_size)
-        self.drop_path = MampDropPath(drop_path)
-
-    def forward(self, hidden_states: torch.Tensor, **kwargs: Unpack[TransformersKwargs]) -> torch.Tensor:
-        attn_output, _ = self.attention(self.norm1(hidden_states), **kwargs)
-        hidden_states = hidden_states + self.drop_path(attn_output)
-        return hidden_states + self.drop_path(self.mlp(self.norm2(hidden_states)))
-
-
-class MampEncoder(nn.Module):
-    """A stack of `MampLayer`s; serves as the encoder and, with the decoder's sizes, as the decoder."""
-
-    def __init__(self, config: MampConfig, hidden_size: int, num_layers: int, num_heads: int, intermediate_size: int):
-        super().__init__()
-        # The authors' decoder takes the first rates of the encoder's stochastic-depth ramp (the config makes sure
-        # the decoder is not the deeper one).
-        drop_path_rates = torch.linspace(0, config.drop_path_rate, config.num_hidden_layers).tolist()
-        self.layers = nn.ModuleList(
-            MampLayer(config, hidden_size, num_heads, intermediate_size, drop_path_rates[i]) for i in range(num_layers)
-        )
-
-    def forward(self, hidden_states: torch.Tensor, **kwargs: Unpack[TransformersKwargs]) -> torch.Tensor:
-        for layer in self.layers:
-            hidden_states = layer(hidden_states, **kwargs)
-        return hidden_states
-
-
 # ---------------------------------------------------------------------------------------------
 # Base class and encoder model
 # ---------------------------------------------------------------------------------------------
 
 
-class MampPreTrainedModel(PreTrainedModel):
+# Parameter names of checkpoints written by earlier versions -> today's, as regular expressions for transformers'
+# `from_pretrained(key_mapping=...)`: before 0.2 the decoder's blocks were a second encoder named `transformer`.
+LEGACY_KEY_MAPPING = {r"decoder\.transformer\.layers\.": "decoder.decoder_layers."}
+
+
+class MampPreTrainedModel(LoadingReportHook, PreTrainedModel):
     config_class = MampConfig
     config: MampConfig
     base_model_prefix = "mamp"
@@ -512,12 +349,17 @@ class MampPreTrainedModel(PreTrainedModel):
         config.validate()
         super().__init__(config, *inputs, **kwargs)
 
-    def _adjust_missing_and_unexpected_keys(self, loading_info) -> None:
-        """`from_pretrained` hook, run just before transformers logs its loading report. A checkpoint of another task
+    @classmethod
+    def from_pretrained(cls, *args, key_mapping: dict[str, str] | None = None, **kwargs):
+        """`PreTrainedModel.from_pretrained`, which also loads the parameter names of earlier versions
+        (`LEGACY_KEY_MAPPING`, before any `key_mapping` given)."""
+        return super().from_pretrained(*args, key_mapping={**LEGACY_KEY_MAPPING, **(key_mapping or {})}, **kwargs)
+
+    def adjust_loading_report(self, loading_info) -> None:
+        """Run just before transformers logs its loading report (`LoadingReportHook`). A checkpoint of another task
         differs from this model by whole heads only: this model's head is new (a classifier on a pre-trained encoder)
         or the checkpoint's is unused (features from a classifier). That is said in one line instead of a table of
         MISSING / UNEXPECTED keys; any other difference (encoder weights, part of a head, shapes) keeps the report."""
-        super()._adjust_missing_and_unexpected_keys(loading_info)
         heads = ("classifier.", "decoder.")
         new, unused = loading_info.missing_keys, loading_info.unexpected_keys
         own_head = {key for key in self.state_dict() if key.startswith(heads)}
@@ -577,9 +419,7 @@ class MampModel(MampPreTrainedModel):
     def __init__(self, config: MampConfig):
         super().__init__(config)
         self.embeddings = MampEmbeddings(config)
-        self.encoder = MampEncoder(
-            config, config.hidden_size, config.num_hidden_layers, config.num_attention_heads, config.intermediate_size
-        )
+        self.encoder = MampEncoder(config)
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.post_init()
 
@@ -654,44 +494,6 @@ class MampModel(MampPreTrainedModel):
 # ---------------------------------------------------------------------------------------------
 # 3.5 Pre-training: decoder and motion prediction
 # ---------------------------------------------------------------------------------------------
-
-
-class MampDecoder(nn.Module):
-    """Inserts mask tokens, adds the decoder's own position embeddings, and predicts every token's target."""
-
-    def __init__(self, config: MampConfig):
-        super().__init__()
-        self.decoder_embed = nn.Linear(config.hidden_size, config.decoder_hidden_size)
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, config.decoder_hidden_size))
-        self.temporal_position_embeddings = nn.Parameter(
-            torch.zeros(1, config.num_temporal_patches, 1, config.decoder_hidden_size)
-        )
-        self.spatial_position_embeddings = nn.Parameter(
-            torch.zeros(1, 1, config.num_joint_patches, config.decoder_hidden_size)
-        )
-        self.transformer = MampEncoder(
-            config,
-            config.decoder_hidden_size,
-            config.decoder_num_hidden_layers,
-            config.decoder_num_attention_heads,
-            config.decoder_intermediate_size,
-        )
-        self.decoder_norm = nn.LayerNorm(config.decoder_hidden_size, eps=config.layer_norm_eps)
-        self.decoder_pred = nn.Linear(config.decoder_hidden_size, config.patch_dim)
-
-    def forward(self, latent: torch.Tensor, ids_restore: torch.Tensor, num_segments: int) -> torch.Tensor:
-        """`(N, L_visible, D)` latent -> `(N, L, P)` predictions in token order."""
-        hidden_states = self.decoder_embed(latent)
-        n, num_visible, width = hidden_states.shape
-        length = ids_restore.shape[1]
-        hidden_states = torch.cat([hidden_states, self.mask_token.expand(n, length - num_visible, width)], dim=1)
-        hidden_states = torch.gather(hidden_states, 1, ids_restore.unsqueeze(-1).expand(-1, -1, width))
-        hidden_states = add_position_embeddings(
-            hidden_states.view(n, num_segments, -1, width),
-            self.temporal_position_embeddings,
-            self.spatial_position_embeddings,
-        ).flatten(1, 2)
-        return self.decoder_pred(self.decoder_norm(self.transformer(hidden_states)))
 
 
 class MampForMaskedMotionPrediction(MampPreTrainedModel):
@@ -788,7 +590,7 @@ class MampForMaskedMotionPrediction(MampPreTrainedModel):
             return skeletons, noise
         present_persons = self.mamp._own_present_persons(present_persons, skeletons.shape[0])
         if present_persons is None:  # reads the input: a device synchronisation, which the processor's index avoids
-            present_persons = skeletons.flatten(1).any(dim=1).nonzero().flatten()
+            present_persons = present_person_slots(skeletons[:, None])
         if len(present_persons) == 0:  # a batch without any person keeps its slots rather than becoming empty
             return skeletons, noise
         present_persons = present_persons.to(skeletons.device)
@@ -806,92 +608,6 @@ class MampForMaskedMotionPrediction(MampPreTrainedModel):
 # ---------------------------------------------------------------------------------------------
 # Action classification
 # ---------------------------------------------------------------------------------------------
-
-
-class MampGroupedBatchNorm(nn.BatchNorm1d):
-    """`nn.BatchNorm1d` that, in training, normalises each run of `group_size` consecutive samples with that run's
-    statistics and updates the running statistics from the first run only (`group_size=None`: plain BatchNorm).
-
-    This is the BatchNorm of the authors' multi-GPU runs on one device: there, each GPU's BatchNorm saw its own
-    batch, and DistributedDataParallel (`broadcast_buffers=True`, its default) copied rank 0's running statistics to
-    every rank before each training forward, so the saved model and every rank's evaluation used statistics updated
-    from rank 0's batches alone. A batch holding the processes' batches one after another, rank 0's first, gets
-    the same outputs, gradients and running statistics. Evaluation uses the running statistics, as BatchNorm does.
-    """
-
-    def __init__(self, num_features: int, group_size: int | None, **kwargs):
-        super().__init__(num_features, **kwargs)
-        self.group_size = group_size
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        if self.group_size is None or not self.training:
-            return super().forward(hidden_states)
-        batch_size, channels = hidden_states.shape
-        if batch_size % self.group_size:
-            raise ValueError(
-                f"A training batch of {batch_size} is not a multiple of classifier_batch_norm_group_size="
-                f"{self.group_size}; use a batch of whole groups or set the group size to None (the whole batch)."
-            )
-        groups = batch_size // self.group_size
-        # (B, C) -> (group_size, groups * C): every (group, channel) pair becomes one channel of a single
-        # batch_norm call, so the groups are normalised separately with the kernel plain BatchNorm uses.
-        grouped = hidden_states.reshape(groups, self.group_size, channels).transpose(0, 1)
-        grouped = grouped.reshape(self.group_size, groups * channels)
-        momentum, running_mean, running_var = 0.0, None, None
-        if self.track_running_stats:
-            self.num_batches_tracked.add_(1)
-            momentum = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-            # Every group updates a copy of the running statistics; the first group's copy is kept (rank 0's).
-            running_mean, running_var = self.running_mean.repeat(groups), self.running_var.repeat(groups)
-        normalized = F.batch_norm(
-            grouped,
-            running_mean,
-            running_var,
-            self.weight.repeat(groups) if self.affine else None,
-            self.bias.repeat(groups) if self.affine else None,
-            training=True,
-            momentum=momentum,
-            eps=self.eps,
-        )
-        if self.track_running_stats:
-            with torch.no_grad():
-                self.running_mean.copy_(running_mean[:channels])
-                self.running_var.copy_(running_var[:channels])
-        return normalized.reshape(self.group_size, groups, channels).transpose(0, 1).reshape(batch_size, channels)
-
-
-class MampLinearProbeHead(nn.Linear):
-    """A linear classifier on the pooled clip embedding, after a BatchNorm without affine parameters (the authors'
-    linear-probe head; the BatchNorm standardises frozen features so that one learning rate suits every encoder)."""
-
-    def __init__(self, config: MampConfig):
-        super().__init__(config.hidden_size, config.num_labels)
-        self.batch_norm = MampGroupedBatchNorm(
-            config.hidden_size, config.classifier_batch_norm_group_size, affine=False, eps=1e-6
-        )
-
-    def forward(self, last_hidden_state: torch.Tensor, pooler_output: torch.Tensor) -> torch.Tensor:
-        return super().forward(self.batch_norm(pooler_output))
-
-
-class MampFinetuneHead(nn.Module):
-    """The authors' fine-tuning head: dropout on the tokens, mean over time, each person's joints concatenated,
-    mean over persons, then linear, BatchNorm, ReLU, linear."""
-
-    def __init__(self, config: MampConfig):
-        super().__init__()
-        self.dropout = nn.Dropout(config.classifier_dropout)
-        self.fc1 = nn.Linear(config.num_joint_patches * config.hidden_size, config.classifier_hidden_size)
-        self.batch_norm = MampGroupedBatchNorm(config.classifier_hidden_size, config.classifier_batch_norm_group_size)
-        self.activation = nn.ReLU()
-        self.fc2 = nn.Linear(config.classifier_hidden_size, config.num_labels)
-
-    def forward(self, last_hidden_state: torch.Tensor, pooler_output: torch.Tensor) -> torch.Tensor:
-        features = self.dropout(last_hidden_state).mean(dim=2).flatten(2).mean(dim=1)
-        return self.fc2(self.activation(self.batch_norm(self.fc1(features))))
-
-
-CLASSIFIER_HEADS: dict[str, type[nn.Module]] = {"linear_probe": MampLinearProbeHead, "finetune": MampFinetuneHead}
 
 
 class MampForSkeletonClassification(MampPreTrainedModel):
@@ -957,6 +673,5 @@ __all__ = [
     "masking_probabilities",
     "motion_intensity",
     "normalize_patches",
-    "patchify",
     "random_masking",
 ]

@@ -27,20 +27,18 @@ from __future__ import annotations
 
 import os
 import zipfile
-from collections.abc import Sized
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 from transformers import Pipeline
 from transformers.pipelines.base import build_pipeline_init_args
-from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 from transformers.utils import add_end_docstrings
 
+from ._compat import pipeline_iterator
 from .processing_mamp import MampSkeletonProcessor
-from .skeleton_layouts import as_float_array
+from .skeletons.layouts import as_float_array
 
 # The arrays a `.npz` file's clips are read from when `npz_key` is not given, in order of preference.
 NPZ_KEYS: tuple[str, ...] = ("x_test", "x")
@@ -211,16 +209,9 @@ class _SkeletonPipeline(Pipeline):
         forward_params: dict[str, Any],
         postprocess_params: dict[str, Any],
     ) -> Any:
-        # `Pipeline.get_iterator` with one change: batches are lists of clips for the processor (`_gather_clips`), not
-        # per-clip tensors padded by the default collate function.
-        if isinstance(inputs, Sized):
-            dataset = PipelineDataset(inputs, self.preprocess, preprocess_params)
-        else:
-            num_workers = min(num_workers, 1)  # workers cannot share out an iterable's items
-            dataset = PipelineIterator(inputs, self.preprocess, preprocess_params)
-        dataloader = DataLoader(dataset, num_workers=num_workers, batch_size=batch_size, collate_fn=_gather_clips)
-        model_iterator = PipelineIterator(dataloader, self.forward, forward_params, loader_batch_size=batch_size)
-        return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
+        return pipeline_iterator(
+            self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params, _gather_clips
+        )
 
     def _forward(
         self,

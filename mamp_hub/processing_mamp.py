@@ -19,14 +19,15 @@ import torch
 from transformers import BatchFeature, FeatureExtractionMixin
 
 from ._compat import is_loading_argument
-from .skeleton_layouts import (
-    LAYOUT_NDIMS,
+from .skeletons.layouts import (
     SkeletonInput,
+    count_valid_frames,
+    present_person_slots,
     resolve_layout,
     source_time_major_samples,
     time_major_samples,
 )
-from .skeleton_sources import SKELETON_SOURCES, SKELETON_UNITS, axes_matrix
+from .skeletons.sources import SKELETON_SOURCES, SKELETON_UNITS, axes_matrix
 
 # ----------------------------------------------------------------------------- option checks
 # Each takes the option's value and returns the value to store, or raises ValueError naming what is wrong.
@@ -118,26 +119,6 @@ _JOINT_LAYOUT_OPTIONS = frozenset({"joint_layout", "joint_units", "joint_axes", 
 _TRANSFORMERS_KEYS = frozenset({"feature_extractor_type", "processor_class", "auto_map"})
 
 
-def count_valid_frames(sequence: np.ndarray, layout: str = "ntu_flat") -> int:
-    """Valid frames of ONE sequence: frames whose values do not sum to zero (the official feeders' rule; the
-    standard files pad sequences with zero frames). `MampSkeletonProcessor` counts the same way when it is not
-    given `valid_frames`: the sum of each time-major row (persons, joints, channels).
-
-    Args:
-        sequence: one sequence in `layout` (see `LAYOUT_NDIMS`).
-        layout: `"ntu_flat"` (T, M*V*C), `"CTVM"`, `"MTVC"` or `"TVC"`.
-    """
-    if layout not in LAYOUT_NDIMS:
-        raise ValueError(f"Unknown layout {layout!r}; pass one of {list(LAYOUT_NDIMS)}.")
-    sequence = np.asarray(sequence, dtype=np.float32)
-    if layout == "CTVM":
-        sequence = sequence.transpose(1, 3, 2, 0)
-    elif layout == "MTVC":
-        sequence = sequence.transpose(1, 0, 2, 3)
-    frames = sequence.reshape(len(sequence), -1)  # (T, values per frame); a copy only for CTVM and MTVC
-    return int(np.count_nonzero(frames @ np.ones(frames.shape[1], dtype=np.float32)))  # BLAS mat-vec
-
-
 def _rotation_matrices(angles: torch.Tensor) -> torch.Tensor:
     """Rotation matrices R = Rz @ Ry @ Rx of the official `random_rot` augmentation.
 
@@ -157,6 +138,16 @@ def _rotation_matrices(angles: torch.Tensor) -> torch.Tensor:
     rot_y = matrix([[cos[:, 1], zeros, -sin[:, 1]], [zeros, ones, zeros], [sin[:, 1], zeros, cos[:, 1]]])
     rot_z = matrix([[cos[:, 2], sin[:, 2], zeros], [-sin[:, 2], cos[:, 2], zeros], [zeros, zeros, ones]])
     return rot_z @ rot_y @ rot_x
+
+
+def _check_finite(values: torch.Tensor) -> None:
+    """Refuse NaN or infinite coordinates in the `(B, M, T, V, C)` output, naming the person slots that hold them."""
+    if not torch.isfinite(values).all():
+        slots = (~torch.isfinite(values)).flatten(2).any(dim=2).flatten().nonzero().flatten().tolist()
+        raise ValueError(
+            f"The skeleton input holds NaN or infinite coordinates (in person slots {slots[:10]}, numbered "
+            "sequence * max_persons + person); replace missing joints with zeros."
+        )
 
 
 # Samples resized together: their gathered neighbours (about 1 MB) stay in the CPU cache for the blend.
@@ -384,28 +375,12 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
             # NumPy's matmul runs one BLAS product per sample: several times faster than torch.bmm at k = n = 3.
             values = torch.from_numpy(values.numpy().reshape(batch_size, -1, channels) @ rotation)
 
-        present_persons = self._present_persons(values.numpy().reshape(batch_size * persons, -1))
         values = values.view(batch_size, persons, self.num_frames, self.num_joints, channels)
+        _check_finite(values)
+        present_persons = present_person_slots(values)
         if return_tensors == "np":
-            return BatchFeature({"skeleton_values": values.numpy(), "present_persons": present_persons})
-        return BatchFeature({"skeleton_values": values, "present_persons": torch.from_numpy(present_persons)})
-
-    @staticmethod
-    def _present_persons(slots: np.ndarray) -> np.ndarray:
-        """Indices of the rows of `(B * M, F)` that are not all zeros; raises for NaN or infinite values.
-
-        The largest and smallest value of each row answer both questions exactly (NaN propagates through them, and
-        a row is all zeros iff both are zero) in two reductions, with no temporary array.
-        """
-        largest, smallest = slots.max(axis=1), slots.min(axis=1)
-        finite = np.isfinite(largest) & np.isfinite(smallest)
-        if not finite.all():
-            raise ValueError(
-                f"The skeleton input holds NaN or infinite coordinates (in person slots "
-                f"{np.flatnonzero(~finite).tolist()[:10]}, numbered sequence * max_persons + person); replace "
-                "missing joints with zeros."
-            )
-        return np.flatnonzero((largest != 0) | (smallest != 0))
+            return BatchFeature({"skeleton_values": values.numpy(), "present_persons": present_persons.numpy()})
+        return BatchFeature({"skeleton_values": values, "present_persons": present_persons})
 
     # ------------------------------------------------------------------ crop and resize
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mamp_hub.cli import console_script
+from mamp_hub.tools.cli import console_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,14 +19,19 @@ ROOT = Path(__file__).resolve().parents[1]
 BAD_INPUTS = {
     "convert-missing-checkpoint": (
         "mamp-convert",
-        "mamp_hub.convert",
+        "mamp_hub.tools.convert",
         ["{tmp}/no-such-checkpoint.pth", "{tmp}/out"],
         "no-such-checkpoint.pth",
     ),
-    "convert-text-checkpoint": ("mamp-convert", "mamp_hub.convert", ["{tmp}/notes.txt", "{tmp}/out"], "notes.txt"),
+    "convert-text-checkpoint": (
+        "mamp-convert",
+        "mamp_hub.tools.convert",
+        ["{tmp}/notes.txt", "{tmp}/out"],
+        "notes.txt",
+    ),
     "convert-text-id2label": (
         "mamp-convert",
-        "mamp_hub.convert",
+        "mamp_hub.tools.convert",
         ["{tmp}/no-such-checkpoint.pth", "{tmp}/out", "--id2label", "{tmp}/notes.txt"],
         "notes.txt",
     ),
@@ -44,13 +49,13 @@ BAD_INPUTS = {
     ),
     "export-onnx-missing-folder": (
         "mamp-export-onnx",
-        "mamp_hub.onnx_export",
+        "mamp_hub.tools.onnx_export",
         ["{tmp}/no-such-model", "{tmp}/out.npz"],
         "no-such-model",
     ),
     "release-missing-source": (
         "mamp-release",
-        "mamp_hub.release",
+        "mamp_hub.tools.release",
         ["{tmp}/no-such-folder", "--output-dir", "{tmp}/out", "--org", "someone"],
         "no-such-folder",
     ),
@@ -128,7 +133,7 @@ def test_the_scripts_tested_here_are_the_declared_ones(script):
 
 
 def test_usage_errors_keep_argparse_s_message(capsys):
-    from mamp_hub.convert import main
+    from mamp_hub.tools.convert import main
 
     with pytest.raises(SystemExit) as exit_info:
         main([])
@@ -137,7 +142,7 @@ def test_usage_errors_keep_argparse_s_message(capsys):
 
 
 def test_traceback_is_shown_on_request(tmp_path, monkeypatch):
-    from mamp_hub.convert import CheckpointError, main
+    from mamp_hub.tools.convert import CheckpointError, main
 
     monkeypatch.setenv("MAMP_HUB_TRACEBACK", "1")
     with pytest.raises(CheckpointError, match=r"no-such-checkpoint.pth does not exist"):

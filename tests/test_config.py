@@ -37,7 +37,6 @@ BAD_COMBINATIONS = [
     (dict(num_joints=25, joint_patch_size=2), "multiple of joint_patch_size"),
     (dict(hidden_size=30), "divisible by its number of attention heads"),
     (dict(decoder_hidden_size=30), "decoder_hidden_size"),
-    (dict(decoder_num_hidden_layers=3), r"decoder_num_hidden_layers \(3\) must not exceed num_hidden_layers \(2\)"),
     (dict(mask_ratio=0.0), "keeps 100 of the 100 tokens"),  # no masked token: the loss would be 0 / 0
     (dict(mask_ratio=0.999), "keeps 0 of the 100 tokens"),  # no visible token
     (dict(num_frames=4), "num_frames \\(4\\) must be at least 2 x temporal_patch_size"),
@@ -73,6 +72,21 @@ def test_rules_between_fields_are_checked_again_when_a_model_is_built(overrides,
     for model_class in (MampModel, MampForMaskedMotionPrediction, MampForSkeletonClassification):
         with pytest.raises(MampConfigError, match=message):
             model_class(config)
+
+
+def test_shallow_encoders_are_accepted_where_the_decoder_depth_cannot_matter():
+    """The authors' decoder takes the first stochastic-depth rates of the encoder's ramp, so it may not be deeper than
+    the encoder, but only where there is a decoder and a ramp: a shallow config (default 5-layer decoder) is a valid
+    config, classifier and encoder; pre-training it without stochastic depth works too."""
+    config = MampConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_frames=16)
+    assert config.decoder_num_hidden_layers == 5
+    MampModel(config)
+    MampForSkeletonClassification(MampConfig(**{**config.to_dict(), "drop_path_rate": 0.3}))
+    pretraining = MampForMaskedMotionPrediction(config)
+    assert len(pretraining.decoder.decoder_layers) == 5
+    deep = MampConfig(**{**config.to_dict(), "drop_path_rate": 0.1})
+    with pytest.raises(ValueError, match=r"set decoder_num_hidden_layers <= 2, or drop_path_rate=0 \(now 0.1\)"):
+        MampForMaskedMotionPrediction(deep)
 
 
 def test_errors_are_value_errors_and_strict_dataclass_errors():

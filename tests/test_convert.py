@@ -13,7 +13,7 @@ from conftest import OFFICIAL_CHECKPOINT, tiny_config
 from test_modeling import ATOL
 
 from mamp_hub import MampForMaskedMotionPrediction, MampForSkeletonClassification, MampSkeletonProcessor
-from mamp_hub.convert import (
+from mamp_hub.tools.convert import (
     CheckpointError,
     convert_checkpoint,
     convert_state_dict,

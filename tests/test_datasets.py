@@ -25,8 +25,8 @@ from mamp_hub.data import (
     semi_supervised_subset,
 )
 from mamp_hub.data.npz import ALIGNMENT
-from mamp_hub.processing_mamp import count_valid_frames
 from mamp_hub.skeletons import ACTION_NAMES, NTU_BONES, NTU_MIRROR_PAIRS, NTU_PARENTS, get_id2label
+from mamp_hub.skeletons.layouts import count_valid_frames
 
 
 def ntu_like_arrays(num_samples: int, num_classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -27,10 +27,10 @@ from mamp_hub import (
     MampForSkeletonClassification,
     MampModel,
     MampSkeletonProcessor,
-    convert,
 )
 from mamp_hub.data import NpzSkeletonDataset
 from mamp_hub.skeletons import get_id2label
+from mamp_hub.tools import convert
 
 ROOT = Path(__file__).resolve().parents[1]
 # The examples batch their inputs differently from the checks below, which run the same model on them at once.

@@ -6,7 +6,8 @@ import math
 
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import FIXTURES, tiny_config
+from safetensors import safe_open
 from transformers import (
     AutoConfig,
     AutoFeatureExtractor,
@@ -22,8 +23,9 @@ from mamp_hub import (
     MampModel,
     MampSkeletonProcessor,
 )
-from mamp_hub.convert import convert_state_dict
-from mamp_hub.modeling_mamp import extract_motion, masking_probabilities, patchify
+from mamp_hub.layers.embeddings import patchify
+from mamp_hub.modeling_mamp import extract_motion, masking_probabilities
+from mamp_hub.tools.convert import convert_state_dict
 
 ATOL = 1e-5
 
@@ -275,7 +277,7 @@ def test_a_registered_attention_function_is_used():
     """`_supports_attention_backend`: a function registered with transformers' AttentionInterface takes over."""
     from transformers import AttentionInterface
 
-    from mamp_hub.modeling_mamp import eager_attention_forward
+    from mamp_hub.layers.transformer import eager_attention_forward
 
     calls = []
 
@@ -528,3 +530,30 @@ def test_a_new_or_unused_head_is_one_line_and_other_differences_keep_the_report(
     report, ours = _load_logs(MampForSkeletonClassification, tmp_path / "pretrained", classifier_head="finetune")
     assert "LOAD REPORT" in report and "layernorm.weight" in report and "classifier.fc1.weight" in report
     assert ours == ""
+
+
+def test_checkpoints_saved_by_mamp_hub_0_1_load_to_the_same_outputs(tmp_path):
+    """tests/fixtures/saved_0.1 was saved at commit 702029a (tests/fixtures/make_saved_checkpoints.py), when the
+    decoder's blocks were named `decoder.transformer.layers.*`: they load (no key missing or unused) and compute what
+    they computed then; saved again, they load again."""
+    saved = FIXTURES / "saved_0.1"
+    with safe_open(str(saved / "outputs.safetensors"), "pt") as file:
+        expected = {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118 (safe_open is not iterable)
+    with safe_open(str(saved / "pretraining" / "model.safetensors"), "pt") as file:
+        assert any(key.startswith("decoder.transformer.layers.") for key in file.keys())  # noqa: SIM118
+    pretraining, info = MampForMaskedMotionPrediction.from_pretrained(saved / "pretraining", output_loading_info=True)
+    assert not any(info[kind] for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")), info
+    classifier = MampForSkeletonClassification.from_pretrained(saved / "classifier").eval()
+    with torch.no_grad():
+        outputs = pretraining.eval()(expected["skeleton_values"], noise=expected["noise"])
+        torch.testing.assert_close(outputs.logits, expected["pretraining_logits"], rtol=0, atol=ATOL)
+        torch.testing.assert_close(outputs.loss, expected["pretraining_loss"], rtol=0, atol=ATOL)
+        logits = classifier(expected["skeleton_values"]).logits
+        torch.testing.assert_close(logits, expected["classifier_logits"], rtol=0, atol=ATOL)
+        pretraining.save_pretrained(tmp_path)
+        again = MampForMaskedMotionPrediction.from_pretrained(tmp_path).eval()
+        torch.testing.assert_close(again(expected["skeleton_values"], noise=expected["noise"]).logits, outputs.logits)
+    fresh = MampForMaskedMotionPrediction(pretraining.config)
+    fresh.save_pretrained(tmp_path / "fresh")
+    with safe_open(str(tmp_path / "fresh" / "model.safetensors"), "pt") as file:
+        assert any(key.startswith("decoder.decoder_layers.") for key in file.keys())  # noqa: SIM118

@@ -1,4 +1,4 @@
-"""ONNX export (`mamp_hub.onnx_export`, `mamp-export-onnx`) and the ONNX Runtime example, on tiny models.
+"""ONNX export (`mamp_hub.tools.onnx_export`, `mamp-export-onnx`) and the ONNX Runtime example, on tiny models.
 
 Each exported file is run by ONNX Runtime on batches of other sizes than the export's, with one-person clips (the
 second slot all zeros), two-person clips and a mix, and compared with the PyTorch model's own forward.
@@ -20,9 +20,11 @@ from mamp_hub import (
     MampForSkeletonClassification,
     MampModel,
     MampSkeletonProcessor,
-    onnx_export,
 )
-from mamp_hub.onnx_export import (
+from mamp_hub.skeletons import get_id2label
+from mamp_hub.skeletons.layouts import present_person_slots
+from mamp_hub.tools import onnx_export
+from mamp_hub.tools.onnx_export import (
     CONFIG_METADATA_KEY,
     EXPORT_BATCH_SIZE,
     INPUT_NAME,
@@ -30,9 +32,7 @@ from mamp_hub.onnx_export import (
     export_onnx,
     load_for_export,
     main,
-    present_person_slots,
 )
-from mamp_hub.skeletons import get_id2label
 
 onnxruntime = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")

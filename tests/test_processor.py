@@ -14,10 +14,9 @@ from safetensors.numpy import load_file
 from transformers import AutoFeatureExtractor
 
 from mamp_hub import MampSkeletonProcessor
-from mamp_hub.data.prepare_ntu import centre_on_first_frame as prepare_ntu_centre
-from mamp_hub.processing_mamp import _rotation_matrices, count_valid_frames
-from mamp_hub.skeleton_layouts import centre_on_first_frame
+from mamp_hub.processing_mamp import _rotation_matrices
 from mamp_hub.skeletons import to_ntu
+from mamp_hub.skeletons.layouts import centre_on_first_frame, count_valid_frames
 
 
 def random_sequences(batch: int, valid: list[int], frames: int = 300, persons: int = 2, seed: int = 0) -> np.ndarray:
@@ -389,7 +388,8 @@ def test_joint_units_and_axes_reach_to_ntu():
 
 
 def test_centring_is_the_standard_preparations_rule():
-    """`centre_on_first_frame` of the processor equals the one `mamp-prepare-ntu` writes the NTU files with."""
+    """`centre_on_first_frame` (used by the processor and by `mamp-prepare-ntu`): actor 1's spine-middle joint in its
+    first non-zero frame goes to the origin, a second actor's absent frames stay zero; a batch as one by one."""
     rng = np.random.default_rng(0)
     one_actor = rng.normal(size=(4, 50, 75)).astype(np.float32)
     two_actors = rng.normal(size=(4, 50, 150)).astype(np.float32)
@@ -398,8 +398,13 @@ def test_centring_is_the_standard_preparations_rule():
     two_actors[2, :5] = 0
     one_actor[1, 20:25] = 0  # a lone actor's empty frames are moved like the others (no second actor to keep apart)
     for batch in (one_actor, two_actors):
-        expected = np.stack([prepare_ntu_centre(sequence.copy()) for sequence in batch])
+        expected = np.stack([centre_on_first_frame(sequence.copy()) for sequence in batch])
         np.testing.assert_array_equal(centre_on_first_frame(batch.copy()), expected)
+        np.testing.assert_array_equal(expected[1:, 0, 3:6], 0)  # spine middle (joint 2) of the first frame
+    centred = centre_on_first_frame(two_actors.copy())
+    np.testing.assert_array_equal(centred[0, 10, 3:6], 0)
+    np.testing.assert_allclose(centred[0, 20, :75], two_actors[0, 20, :75] - np.tile(two_actors[0, 10, 3:6], 25))
+    assert not centred[1, 30:, 75:].any()
     assert not centre_on_first_frame(np.zeros((2, 10, 150), np.float32)).any()  # nothing to centre on
 
 

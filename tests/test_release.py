@@ -20,8 +20,8 @@ from hub_server import client_env, run_python
 from huggingface_hub import ModelCard
 
 from mamp_hub import MampForMaskedMotionPrediction, MampForSkeletonClassification
-from mamp_hub.release import RELEASES, REPORTED_TOP1, ReleaseError, find_checkpoints, main
 from mamp_hub.skeletons import get_id2label
+from mamp_hub.tools.release import RELEASES, REPORTED_TOP1, ReleaseError, find_checkpoints, main
 
 ORG = "mamp-test"
 # Where the authors' scripts put each file (`script_*.sh`: `--output_dir ./output_dir/<split>_joint/<run>`).
@@ -232,7 +232,7 @@ def test_push_fails_half_way_and_resumes(reference, local_hub, tmp_path):
     source, output = tmp_path / "source", tmp_path / "released"
     build_source(reference, source)
     env = client_env(tmp_path / "hf_home", local_hub.url)
-    command = ["-m", "mamp_hub.release", str(source), "--output-dir", str(output), "--org", ORG, "--with-code"]
+    command = ["-m", "mamp_hub.tools.release", str(source), "--output-dir", str(output), "--org", ORG, "--with-code"]
     order = [
         f"{ORG}/{name}"
         for name in (

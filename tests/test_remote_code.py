@@ -1,4 +1,4 @@
-"""Checkpoints saved with their code (`mamp_hub.hub`) load with `trust_remote_code=True` where `mamp_hub` is not
+"""Checkpoints saved with their code (`mamp_hub.tools.remote_code`) load with `trust_remote_code=True` where `mamp_hub` is not
 importable: pushed to the loopback Hub (`hub_server.LocalHub`), then loaded through the Auto classes by an
 interpreter in which `import mamp_hub` fails.
 """
@@ -15,7 +15,8 @@ from conftest import tiny_config
 from hub_server import client_env, run_client
 
 from mamp_hub import MampForSkeletonClassification, MampSkeletonProcessor
-from mamp_hub.hub import AUTO_MAP, save_with_code
+from mamp_hub.registration import auto_map
+from mamp_hub.tools.remote_code import save_with_code
 
 REPO_ID = "mamp-test/mamp-tiny-finetune-with-code"
 CODE_FILES = {"configuration_mamp.py", "modeling_mamp.py", "processing_mamp.py"}
@@ -23,7 +24,7 @@ CODE_FILES = {"configuration_mamp.py", "modeling_mamp.py", "processing_mamp.py"}
 PUSH = """
     import sys
     from mamp_hub import MampForSkeletonClassification, MampSkeletonProcessor
-    from mamp_hub.hub import push_with_code
+    from mamp_hub.tools.remote_code import push_with_code
 
     source, repo_id = sys.argv[1:]
     model = MampForSkeletonClassification.from_pretrained(source)
@@ -84,8 +85,9 @@ def test_save_with_code_writes_the_modules_and_the_auto_map(tmp_path):
     model, processor = tiny_classifier()
     copied = {path.name for path in save_with_code(model, processor, tmp_path)}
     assert copied >= CODE_FILES and copied <= {path.name for path in tmp_path.iterdir()}
+    assert "skeletons_layouts.py" in copied and "_compat.py" in copied  # the package's modules, flattened
     config = json.loads((tmp_path / "config.json").read_text())
-    assert config["auto_map"] == AUTO_MAP
+    assert config["auto_map"] == auto_map()
     assert config["auto_map"]["AutoModelForVideoClassification"] == "modeling_mamp.MampForSkeletonClassification"
     preprocessor = json.loads((tmp_path / "preprocessor_config.json").read_text())
     assert preprocessor["auto_map"] == {"AutoFeatureExtractor": "processing_mamp.MampSkeletonProcessor"}
@@ -105,9 +107,12 @@ def test_save_with_code_writes_the_modules_and_the_auto_map(tmp_path):
     assert not any(path.suffix == ".py" for path in (tmp_path / "plain").iterdir())
 
 
-def test_save_with_code_refuses_other_models(tmp_path):
+def test_save_with_code_refuses_other_models_and_processors_before_writing_anything(tmp_path):
     with pytest.raises(TypeError, match="not Linear; pass a MampModel"):
         save_with_code(torch.nn.Linear(2, 2), MampSkeletonProcessor(), tmp_path)
+    with pytest.raises(TypeError, match="got NoneType; pass the MampSkeletonProcessor"):
+        save_with_code(tiny_classifier()[0], None, tmp_path / "folder")
+    assert not (tmp_path / "folder").exists()
 
 
 @pytest.mark.slow

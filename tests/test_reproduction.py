@@ -26,7 +26,7 @@ from transformers import TrainerCallback
 
 from mamp_hub import MampConfigError, MampForSkeletonClassification, MampSkeletonProcessor
 from mamp_hub.data import ArraySkeletonDataset, SkeletonDataCollator
-from mamp_hub.modeling_mamp import MampGroupedBatchNorm
+from mamp_hub.layers.heads import MampGroupedBatchNorm
 from training.checkpoints import RunRecord, snapshot_folder
 from training.config import load_config
 from training.recipe import RecipeTrainer, build_model, check_batch_norm_groups, run, training_arguments

@@ -28,7 +28,7 @@ from training.checkpoints import RunRecord
 from training.config import load_config
 from training.data import build_datasets
 from training.knn import knn_classify
-from training.model_card import render_model_card
+from training.model_card import render_run_card
 from training.optimization import layer_id, optimizer_class_and_kwargs, parameter_groups
 from training.recipe import run, training_arguments
 
@@ -209,7 +209,7 @@ def test_knn_classify_separates_clusters():
 def test_model_card_reports_the_measured_metrics():
     config = load_config(CONFIGS / "ntu60_xsub" / "finetune.yaml")
     metrics = {"eval_top1": 91.234, "eval_top5": 99.5, "best_eval_top1": 91.5, "best_eval_epoch": 87.0}
-    text = render_model_card(config, metrics, command="python -m training x.yaml", repo_id="me/mamp-ft")
+    text = render_run_card(config, metrics, command="python -m training x.yaml", repo_id="me/mamp-ft")
     card = ModelCard(text)
     assert card.data.pipeline_tag == "video-classification"
     assert card.data.datasets == ["ntu_rgbd_60"]

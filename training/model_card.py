@@ -1,49 +1,17 @@
-"""The README.md of a trained folder: the project's card template (`MODEL_CARD.md`) filled with what was run and
-what was measured.
-
-The template's format: YAML front matter (edited here through `huggingface_hub.ModelCard`), regions between
-`<!-- mamp:begin NAME -->` and `<!-- mamp:end NAME -->` (`checkpoint`, `results`) replaced by this run's text,
-and `<org>/<repo>` replaced by the repository id. Nothing is claimed that the metrics do not hold.
+"""The README.md of a trained folder: the card template filled with what was run and what was measured
+(`mamp_hub.tools.model_card.render_model_card`, which `mamp-release` uses too). Nothing is claimed that the metrics do
+not hold.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import EvalResult, ModelCard
+from huggingface_hub import EvalResult
 
-from mamp_hub.release import replace_card_region
-
-TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "MODEL_CARD.md"
-
-# Used when the repository's template is not there (e.g. training/ copied elsewhere): same format, less prose.
-FALLBACK_TEMPLATE = """---
-library_name: transformers
-tags:
-- mamp
-- skeleton-based-action-recognition
-metrics:
-- accuracy
----
-
-# MAMP: Masked Motion Predictors for 3D action recognition
-
-A vanilla transformer over 3D skeleton sequences pre-trained by masked motion prediction (Mao et al., ICCV 2023),
-in the `transformers` API of `mamp-hub`. Load it with `from_pretrained("<org>/<repo>")`.
-
-## This checkpoint
-
-<!-- mamp:begin checkpoint -->
-<!-- mamp:end checkpoint -->
-
-## Results
-
-<!-- mamp:begin results -->
-<!-- mamp:end results -->
-"""
+from mamp_hub.tools.model_card import render_model_card
 
 PROTOCOL_DESCRIPTIONS = {
     "pretrain": "the pre-trained encoder and decoder (`MampForMaskedMotionPrediction`), pre-trained without labels",
@@ -70,7 +38,7 @@ METRIC_LABELS = {
 }
 
 
-def render_model_card(
+def render_run_card(
     config: Mapping[str, Any],
     metrics: Mapping[str, float],
     command: str,
@@ -78,7 +46,7 @@ def render_model_card(
     world_size: int = 1,
     template: str | None = None,
 ) -> str:
-    """Fill the card template for a run of recipe `config` that measured `metrics`.
+    """The card of a run of recipe `config` that measured `metrics`.
 
     Args:
         config: the recipe (sections `protocol`, `init_from`, `data`, `model`, `optimizer`, `schedule`, `card`).
@@ -86,29 +54,17 @@ def render_model_card(
         command: the command line that produced the folder.
         repo_id: Hub id (or local folder) the card's code examples load from.
         world_size: number of training processes, reported with the batch sizes.
-        template: card template text; defaults to the repository's `MODEL_CARD.md`.
+        template: card template text; defaults to the one shipped with `mamp_hub`.
     """
-    if template is None:
-        template = TEMPLATE_PATH.read_text(encoding="utf-8") if TEMPLATE_PATH.is_file() else FALLBACK_TEMPLATE
-    card = ModelCard(template)
     protocol = config["protocol"]
     card_config = config.get("card", {})
     dataset_name = card_config.get("dataset_name", config["data"].get("dataset", "unknown data"))
-
-    data = card.data
-    data.datasets = card_config.get("dataset_ids") or None
-    data.pipeline_tag = "feature-extraction" if protocol == "pretrain" else "video-classification"
-    if card_config.get("license"):
-        data.license = card_config["license"]
-    init_from = config.get("init_from")
-    # A Hub id (not a local folder) is recorded as the base model.
-    data.base_model = init_from if init_from and not Path(init_from).exists() else None
+    eval_results = []
     if protocol != "pretrain" and "eval_top1" in metrics:
-        data.model_name = repo_id
         # The weights' own accuracy (last epoch) first; the best epoch's, named as such, after it.
         reported = {"eval_top1": f"Top-1 accuracy (%), {LAST_EPOCH}", "eval_top5": f"Top-5 accuracy (%), {LAST_EPOCH}",
                     "best_eval_top1": f"Top-1 accuracy (%), {BEST_EPOCH}"}  # fmt: skip
-        data.eval_results = [
+        eval_results = [
             EvalResult(
                 task_type="video-classification",
                 task_name="Skeleton-based action recognition",
@@ -122,18 +78,25 @@ def render_model_card(
             for key, name in reported.items()
             if key in metrics
         ]
-
-    text = re.sub(r"<!--\n.*?-->\n\n", "", card.text, count=1, flags=re.DOTALL)  # the template's own notes
-    text = replace_card_region(text, "checkpoint", _checkpoint_text(config, dataset_name, command, world_size))
-    text = replace_card_region(text, "results", _results_text(metrics, card_config))
-    card.text = text.replace("<org>/<repo>", repo_id)
-    return card.content
+    init_from = config.get("init_from")
+    return render_model_card(
+        repo_id,
+        checkpoint=_checkpoint_text(config, dataset_name, command, world_size),
+        results=_results_text(metrics, card_config),
+        pipeline_tag="feature-extraction" if protocol == "pretrain" else "video-classification",
+        datasets=card_config.get("dataset_ids") or [],
+        # A Hub id (not a local folder) is recorded as the base model.
+        base_model=init_from if init_from and not Path(init_from).exists() else None,
+        eval_results=eval_results,
+        license=card_config.get("license") or None,
+        template=template,
+    )
 
 
 def write_model_card(output_dir: str | Path, *args, **kwargs) -> Path:
-    """`render_model_card(...)` written to `output_dir/README.md`."""
+    """`render_run_card(...)` written to `output_dir/README.md`."""
     path = Path(output_dir) / "README.md"
-    path.write_text(render_model_card(*args, **kwargs), encoding="utf-8")
+    path.write_text(render_run_card(*args, **kwargs), encoding="utf-8")
     return path
 
 

@@ -30,9 +30,9 @@ from torch.utils.data import Dataset, Sampler
 from transformers import PreTrainedModel, Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from mamp_hub import MampConfig, MampForMaskedMotionPrediction, MampForSkeletonClassification
-from mamp_hub.cli import console_script
 from mamp_hub.data import SkeletonDataCollator
 from mamp_hub.metrics import compute_metrics, logits_only
+from mamp_hub.tools.cli import console_script
 from mamp_hub.trainer import SkeletonTrainer, non_finite_tensors
 
 from .checkpoints import EpochSnapshots, RunRecord, checkpoint_to_resume

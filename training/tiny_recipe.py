@@ -31,8 +31,8 @@ from typing import Any
 from transformers import set_seed
 
 from mamp_hub import MampConfig, MampForMaskedMotionPrediction
-from mamp_hub.cli import console_script
 from mamp_hub.data.synthetic import write_synthetic_npz
+from mamp_hub.tools.cli import console_script
 
 from .config import load_config
 from .data import build_processor

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
-from ..processing_mamp import LAYOUT_NDIMS, count_valid_frames
 from ..skeletons import get_id2label
+from ..skeletons.layouts import LAYOUT_NDIMS, count_valid_frames
 from .npz import load_npz
 
 __all__ = [

@@ -39,8 +39,8 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from .. import skeleton_layouts
-from ..cli import console_script
+from ..skeletons.layouts import centre_on_first_frame
+from ..tools.cli import console_script
 from .npz import NpzWriter
 from .preparation import (
     VALUES_PER_FRAME,
@@ -292,19 +292,14 @@ def actor_joints(bodies: list[Body], num_frames: int) -> np.ndarray:
     return joints[joints.sum(axis=1) != 0]  # drop frames where every actor is missing
 
 
-def centre_on_first_frame(joints: np.ndarray) -> np.ndarray:
-    """Subtracts actor 1's spine-middle joint in its first non-zero frame from every joint; with two actors, each
-    one's absent (all-zero) frames stay zero (`skeleton_layouts.centre_on_first_frame`, which the processor's
-    `joint_layout` uses too). `joints`: (frames, 75 * actors) float32, changed in place."""
+def process_skeleton_file(path: str | os.PathLike) -> np.ndarray:
+    """One `.skeleton` file -> its denoised sequence, (frames, 75) or (frames, 150) float32, centred on actor 1's
+    spine-middle joint in its first non-zero frame (a second actor's absent frames stay zero)."""
+    bodies, num_frames = read_skeleton_file(path)
+    joints = actor_joints(bodies, num_frames)
     if not np.any(joints[:, :75]):
         raise SkeletonFileError("the main actor has no non-zero frame")
-    return skeleton_layouts.centre_on_first_frame(joints)
-
-
-def process_skeleton_file(path: str | os.PathLike) -> np.ndarray:
-    """One `.skeleton` file -> its denoised, centred sequence, (frames, 75) or (frames, 150) float32."""
-    bodies, num_frames = read_skeleton_file(path)
-    return centre_on_first_frame(actor_joints(bodies, num_frames))
+    return centre_on_first_frame(joints)
 
 
 def _process_for_pool(path: str) -> tuple[np.ndarray | None, str | None]:

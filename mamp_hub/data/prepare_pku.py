@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..cli import console_script
 from ..skeletons import PKU_MMD_ACTION_NAMES
+from ..tools.cli import console_script
 from .npz import NpzWriter
 from .preparation import (
     VALUES_PER_FRAME,

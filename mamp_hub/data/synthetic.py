@@ -37,8 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..cli import console_script
 from ..skeletons import NTU_MIRROR_PAIRS, NTU_PARENTS, NUM_NTU_JOINTS
+from ..tools.cli import console_script
 from .npz import NpzWriter
 
 SYNTHETIC_ACTION_NAMES: tuple[str, ...] = (

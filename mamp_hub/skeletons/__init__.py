@@ -1,13 +1,13 @@
 """Skeleton layouts: the NTU RGB+D joints, bones and action names, and adapters from other skeleton sources.
 
-`mamp_hub.skeleton_ntu` holds the NTU RGB+D / PKU-MMD (Kinect v2) layout and the benchmarks' action names;
-`mamp_hub.skeleton_sources` maps the joints of other sensors and pose estimators (Human3.6M, MediaPipe Pose, Azure
+`mamp_hub.skeletons.ntu` holds the NTU RGB+D / PKU-MMD (Kinect v2) layout and the benchmarks' action names;
+`mamp_hub.skeletons.sources` maps the joints of other sensors and pose estimators (Human3.6M, MediaPipe Pose, Azure
 Kinect, SMPL / SMPL-H / SMPL-X) to that layout with `to_ntu`. Both are flat modules next to `processing_mamp.py`,
-which uses them, so that `mamp_hub.hub.save_with_code` copies them with it (transformers copies the files of a
+which uses them, so that `mamp_hub.tools.remote_code.save_with_code` copies them with it (transformers copies the files of a
 module's relative imports, not packages); this package gathers their names.
 """
 
-from ..skeleton_ntu import (
+from .ntu import (
     ACTION_NAMES,
     NTU60_ACTION_NAMES,
     NTU120_ACTION_NAMES,
@@ -19,7 +19,7 @@ from ..skeleton_ntu import (
     PKU_MMD_ACTION_NAMES,
     get_id2label,
 )
-from ..skeleton_sources import (
+from .sources import (
     AZURE_KINECT_JOINT_NAMES,
     FOOT_FORWARD,
     H36M_JOINT_NAMES,

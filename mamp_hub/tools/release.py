@@ -8,7 +8,7 @@ linear-probe and fine-tuned models of NTU-60 X-sub / X-view and NTU-120 X-sub / 
 file is identified by its path (the authors' output folders are named like `ntu60_xsub_joint/linear_mamp_...`) and
 by its contents (the head's weights tell the stage, its class count the data set, and the `args` stored with the
 weights the data file they were trained on); where both say something they must agree. Each is converted with
-`mamp_hub.convert`, verified, and written to `OUTPUT_DIR/mamp-{dataset}-{protocol}-{stage}` with its processor and
+`mamp_hub.tools.convert`, verified, and written to `OUTPUT_DIR/mamp-{dataset}-{protocol}-{stage}` with its processor and
 model card. Without `--push` nothing touches the network.
 
 `--push` uploads each folder to `ORG/mamp-...` in one commit, pre-trained encoders first. A repository whose files
@@ -25,19 +25,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from huggingface_hub import EvalResult, HfApi, ModelCard
+from huggingface_hub import EvalResult, HfApi
 from huggingface_hub.errors import RepositoryNotFoundError
 from huggingface_hub.hf_api import RepoFile
 from transformers.utils import logging as transformers_logging
 
+from ..processing_mamp import MampSkeletonProcessor
+from ..skeletons import get_id2label
 from .cli import console_script
 from .convert import checkpoint_kind, convert_checkpoint, load_official_checkpoint
-from .hub import save_with_code
-from .processing_mamp import MampSkeletonProcessor
-from .skeletons import get_id2label
+from .model_card import render_model_card
+from .remote_code import save_with_code
 
 AUTHORS_REPOSITORY = "https://github.com/maoyunyao/MAMP"
-DEFAULT_TEMPLATE = Path(__file__).resolve().parent.parent / "MODEL_CARD.md"
 DEFAULT_TERMS = (
     "These are the authors' weights (Mao et al., ICCV 2023), converted; their repository "
     f"({AUTHORS_REPOSITORY}) states no license for them, so ask the authors before any use beyond non-commercial "
@@ -49,7 +49,7 @@ DATASETS = {"ntu60": "NTU RGB+D 60", "ntu120": "NTU RGB+D 120"}
 DATASET_IDS = {"ntu60": "ntu_rgbd_60", "ntu120": "ntu_rgbd_120"}
 PROTOCOLS = {"xsub": "cross-subject (X-sub)", "xview": "cross-view (X-view)", "xset": "cross-setup (X-set)"}
 STAGES = ("pretrain", "linear", "finetune")
-# `mamp_hub.convert.checkpoint_kind` -> the stage's name in repository names.
+# `mamp_hub.tools.convert.checkpoint_kind` -> the stage's name in repository names.
 STAGE_OF_KIND = {"pretrain": "pretrain", "linear_probe": "linear", "finetune": "finetune"}
 
 # Top-1 accuracy (%) the authors' README reports for the checkpoints it links (not the paper's numbers, which
@@ -235,7 +235,7 @@ def write_release(
     output_dir: str | Path,
     org: str,
     *,
-    template: str,
+    template: str | None = None,
     terms: str = DEFAULT_TERMS,
     with_code: bool = False,
 ) -> Path:
@@ -272,24 +272,24 @@ def _clear_release_folder(folder: Path) -> None:
 
 
 def render_release_card(
-    checkpoint: SourceCheckpoint, org: str, *, template: str, terms: str = DEFAULT_TERMS, with_code: bool = False
+    checkpoint: SourceCheckpoint,
+    org: str,
+    *,
+    template: str | None = None,
+    terms: str = DEFAULT_TERMS,
+    with_code: bool = False,
 ) -> str:
-    """The model card (README.md) of `checkpoint`'s repository under `org`, filled from the card `template`.
+    """The model card (README.md) of `checkpoint`'s repository under `org`, from the card template (default: the one
+    shipped with the package).
 
     The text depends only on its arguments (no dates, no local paths), so that converting the same file twice writes
     the same card, which lets `push_release` see that a repository is up to date.
     """
     release = checkpoint.release
     repo_id = f"{org}/{release.name}"
-    card = ModelCard(template)
-    data = card.data
-    data.datasets = [DATASET_IDS[release.dataset]]
-    data.pipeline_tag = "feature-extraction" if release.stage == "pretrain" else "video-classification"
+    eval_results = []
     if release.stage != "pretrain":
-        data.base_model = f"{org}/{release.pretrained.name}"
-        data.base_model_relation = "finetune"
-        data.model_name = repo_id
-        data.eval_results = [
+        eval_results.append(
             EvalResult(
                 task_type="video-classification",
                 task_name="Skeleton-based action recognition",
@@ -302,12 +302,17 @@ def render_release_card(
                 source_name="Reported by the authors (README of maoyunyao/MAMP), not measured by mamp-hub",
                 source_url=AUTHORS_REPOSITORY,
             )
-        ]
-    text = re.sub(r"<!--\n.*?-->\n\n", "", card.text, count=1, flags=re.DOTALL)  # the template's notes to editors
-    text = replace_card_region(text, "checkpoint", _checkpoint_text(checkpoint, org, terms, with_code))
-    text = replace_card_region(text, "results", NOTHING_MEASURED)
-    card.text = text.replace("<org>/<repo>", repo_id)
-    return card.content
+        )
+    return render_model_card(
+        repo_id,
+        checkpoint=_checkpoint_text(checkpoint, org, terms, with_code),
+        results=NOTHING_MEASURED,
+        pipeline_tag="feature-extraction" if release.stage == "pretrain" else "video-classification",
+        datasets=[DATASET_IDS[release.dataset]],
+        base_model=None if release.stage == "pretrain" else f"{org}/{release.pretrained.name}",
+        eval_results=eval_results,
+        template=template,
+    )
 
 
 _STAGE_DESCRIPTIONS = {
@@ -384,16 +389,6 @@ NOTHING_MEASURED = (
     "Nothing was measured by `mamp-hub` for these weights: they are the authors' checkpoint, converted, and this "
     'package has not evaluated them on the test split yet. The authors\' own numbers are in "This checkpoint" above.'
 )
-
-
-def replace_card_region(text: str, name: str, content: str) -> str:
-    """`text` with the template region `NAME` (between `<!-- mamp:begin NAME -->` and its end marker) set to
-    `content`; the markers stay, as MODEL_CARD.md's format asks."""
-    begin, end = f"<!-- mamp:begin {name} -->", f"<!-- mamp:end {name} -->"
-    if begin not in text or end not in text:
-        raise ReleaseError(f"The card template has no {begin} ... {end} region; pass MODEL_CARD.md as the template.")
-    head, rest = text.split(begin, 1)
-    return f"{head}{begin}\n{content.strip()}\n{end}{rest.split(end, 1)[1]}"
 
 
 def push_release(folders: Sequence[Path], org: str, *, private: bool | None = None, api: HfApi | None = None) -> None:
@@ -476,17 +471,21 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="also save the model's code, for trust_remote_code=True loading without mamp-hub (docs/remote_code.md)",
     )
-    parser.add_argument("--card-template", type=Path, default=DEFAULT_TEMPLATE, help="model card template")
+    parser.add_argument(
+        "--card-template", type=Path, help="model card template (default: the MODEL_CARD.md shipped with mamp-hub)"
+    )
     parser.add_argument("--terms", default=DEFAULT_TERMS, help="the weights' terms of use, stated in each card")
     options = parser.parse_args(argv)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", options.org):
         raise ReleaseError(f"--org {options.org!r} is not a Hub user or organisation name; pass one like 'my-lab'.")
-    if not options.card_template.is_file():
-        raise ReleaseError(
-            f"No card template at {options.card_template}; pass --card-template with the path of the repository's "
-            "MODEL_CARD.md."
-        )
-    template = options.card_template.read_text(encoding="utf-8")
+    template = None
+    if options.card_template is not None:
+        if not options.card_template.is_file():
+            raise ReleaseError(
+                f"No card template at {options.card_template}; pass the path of a card template in the format of "
+                "mamp-hub's MODEL_CARD.md, or leave --card-template out to use the one shipped with mamp-hub."
+            )
+        template = options.card_template.read_text(encoding="utf-8")
     # Each checkpoint is saved and reloaded once: its line below says more than transformers' per-shard bars.
     transformers_logging.disable_progress_bar()
 

@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 import numpy as np
 import torch
 
-from .skeleton_sources import SOURCE_JOINT_COUNTS, to_ntu
+from .sources import SOURCE_JOINT_COUNTS, to_ntu
 
 # Number of dimensions of ONE sequence in each supported layout; a batch has one more, in front.
 #   ntu_flat: (T, M*V*C), persons outermost (the rows of the standard NTU .npz files, 150 = 2 x 25 x 3)
@@ -188,6 +188,37 @@ def source_time_major_samples(
         ntu_rows(array[None], resolve_layout(array.shape, layout, False, **dims)[0])[0]
         for array in _float_arrays(sequences)
     ]
+
+
+def count_valid_frames(sequence: np.ndarray, layout: str = "ntu_flat") -> int:
+    """Valid frames of ONE sequence: frames whose values do not sum to zero (the official feeders' rule; the
+    standard files pad sequences with zero frames). `MampSkeletonProcessor` counts the same way when it is not
+    given `valid_frames`: the sum of each time-major row (persons, joints, channels).
+
+    Args:
+        sequence: one sequence in `layout` (see `LAYOUT_NDIMS`).
+        layout: `"ntu_flat"` (T, M*V*C), `"CTVM"`, `"MTVC"` or `"TVC"`.
+    """
+    if layout not in LAYOUT_NDIMS:
+        raise ValueError(f"Unknown layout {layout!r}; pass one of {list(LAYOUT_NDIMS)}.")
+    sequence = np.asarray(sequence, dtype=np.float32)
+    if layout == "CTVM":
+        sequence = sequence.transpose(1, 3, 2, 0)
+    elif layout == "MTVC":
+        sequence = sequence.transpose(1, 0, 2, 3)
+    frames = sequence.reshape(len(sequence), -1)  # (T, values per frame); a copy only for CTVM and MTVC
+    return int(np.count_nonzero(frames @ np.ones(frames.shape[1], dtype=np.float32)))  # BLAS mat-vec
+
+
+def present_person_slots(skeleton_values: torch.Tensor) -> torch.Tensor:
+    """The person slots of a `(B, M, T, V, C)` batch that hold a skeleton: `(P,)` int64, the ascending flat indices
+    `b * M + m` of the slots that are not all zeros (absent persons are all zeros). This is the processor's
+    `present_persons`, which lets the model encode only those slots; a NaN counts as present.
+
+    The smallest and largest value of each slot answer the question in one reduction without a temporary array (a
+    slot is all zeros iff both are zero)."""
+    smallest, largest = torch.aminmax(skeleton_values.flatten(2), dim=2)
+    return ((smallest != 0) | (largest != 0)).flatten().nonzero().flatten()
 
 
 def centre_on_first_frame(joints: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .skeleton_ntu import NTU_JOINT_NAMES, NUM_NTU_JOINTS
+from .ntu import NTU_JOINT_NAMES, NUM_NTU_JOINTS
 
 # Places of the NTU joints that a source lacks, as fractions of body segments, after the Kinect v2 skeleton's
 # approximate proportions: its neck joint sits low on the neck, about 0.4 of the way from the spine-shoulder joint

@@ -32,9 +32,10 @@ import torch
 from torch import nn
 from torch.onnx._constants import ONNX_MAX_OPSET
 
+from ..configuration_mamp import MampConfig
+from ..modeling_mamp import MampForSkeletonClassification, MampModel
+from ..skeletons.layouts import present_person_slots
 from .cli import console_script
-from .configuration_mamp import MampConfig
-from .modeling_mamp import MampForSkeletonClassification, MampModel
 
 INPUT_NAME = "skeleton_values"
 MIN_OPSET = 18  # the opset torch.export-based export writes natively
@@ -190,12 +191,6 @@ def verification_batch(config: MampConfig, batch_size: int = VERIFY_BATCH_SIZE, 
     )
     clips[::2, 1:] = 0
     return clips
-
-
-def present_person_slots(skeleton_values: torch.Tensor) -> torch.Tensor:
-    """The `present_persons` of a built `(B, M, T, V, C)` batch, as `MampSkeletonProcessor` returns them: `(P,)`
-    ascending flat indices `b * M + m` of the person slots that are not all zeros."""
-    return skeleton_values.flatten(2).any(dim=2).flatten().nonzero().squeeze(1)
 
 
 @torch.no_grad()

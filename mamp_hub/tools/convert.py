@@ -24,17 +24,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .cli import console_script
-from .configuration_mamp import MampConfig
-from .modeling_mamp import (
+from ..configuration_mamp import MampConfig
+from ..layers.embeddings import add_position_embeddings, patchify
+from ..modeling_mamp import (
     MampForMaskedMotionPrediction,
     MampForSkeletonClassification,
     MampPreTrainedModel,
-    add_position_embeddings,
-    patchify,
 )
-from .processing_mamp import MampSkeletonProcessor
-from .skeletons import ACTION_NAMES, get_id2label
+from ..processing_mamp import MampSkeletonProcessor
+from ..skeletons import ACTION_NAMES, get_id2label
+from .cli import console_script
 
 # Official name -> our name, for the parts shared by all checkpoints (`{i}` is a layer index).
 _LAYER_RULES = [
@@ -55,7 +54,7 @@ _RULES = [
     (r"^mask_token$", "decoder.mask_token"),
     (r"^decoder_temp_embed$", "decoder.temporal_position_embeddings"),
     (r"^decoder_pos_embed$", "decoder.spatial_position_embeddings"),
-    *[(rf"^decoder_blocks\.(\d+)\.{a}(\w+)$", rf"decoder.transformer.layers.\1.{b}\2") for a, b in _LAYER_RULES],
+    *[(rf"^decoder_blocks\.(\d+)\.{a}(\w+)$", rf"decoder.decoder_layers.\1.{b}\2") for a, b in _LAYER_RULES],
     (r"^decoder_norm\.(weight|bias)$", r"decoder.decoder_norm.\1"),
     (r"^decoder_pred\.(weight|bias)$", r"decoder.decoder_pred.\1"),
     (r"^head\.fc\.0\.(\w+)$", r"classifier.batch_norm.\1"),

@@ -1,0 +1,1 @@
+"""Building blocks of the MAMP models: transformer blocks, the pre-training decoder, classification heads."""
