@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..cli import console_script
 from ..skeletons import NUM_NTU_JOINTS
+from ..tools.cli import console_script
 from .preparation import VALUES_PER_FRAME
 from .synthetic import (
     SYNTHETIC_ACTION_NAMES,
