@@ -49,7 +49,7 @@ from .data.npz import load_npy, load_npz, npz_array_names
 from .processing_mamp import MampSkeletonProcessor
 from .recognition.persons import Recording, checked_centre, checked_policy, read_recording
 from .recognition.recognize import recognize_recording, window_features
-from .recognition.runners import TorchRunner, checked_batch_size, checked_score_function, class_scores
+from .recognition.runners import TorchRunner, checked_score_function, class_scores
 from .recognition.windows import checked_fps, checked_min_score, checked_window
 from .skeletons.layouts import as_float_array
 
@@ -193,7 +193,9 @@ class _SkeletonPipeline(Pipeline):
             "persons": checked_policy("most_active" if persons is None else persons),
             "centre": checked_centre(False if centre is None else centre, processor),
             "fps": checked_fps(fps),
-            "batch_size": checked_batch_size(batch_size if batch_size is not None else self._batch_size or 1),
+            "batch_size": checked(
+                "batch_size", positive_int, self._batch_size or 1 if batch_size is None else batch_size
+            ),
         }
         recording = read_recording(
             read_skeletons(inputs, params.get("npz_key")), processor, params.get("layout"), tracks
@@ -420,8 +422,8 @@ class SkeletonActionRecognitionPipeline(_SkeletonPipeline):
             window,
             stride,
             min_score=checked_min_score(min_score),
-            return_frame_scores=bool(return_frame_scores),
-            return_windows=bool(return_windows),
+            return_frame_scores=checked("return_frame_scores", flag, return_frame_scores),
+            return_windows=checked("return_windows", flag, return_windows),
             **settings,
         )
 
@@ -494,13 +496,14 @@ class SkeletonFeatureExtractionPipeline(_SkeletonPipeline):
         window: int,
         stride: int,
         settings: dict[str, Any],
-        pool: bool = True,
-        return_tensors: bool = False,
+        pool: bool | None = None,
+        return_tensors: bool | None = None,
         **others: Any,
     ) -> list[dict[str, Any]]:
         self._refuse_in_windows(others, ("pool", "return_tensors"))
-        runner = TorchRunner(self.model, processor, self._features_output(pool), device=self.device)
-        return window_features(recording, runner, window, stride, return_tensors=bool(return_tensors), **settings)
+        options = {"pool": True, "return_tensors": False, **self._postprocess_parameters(pool, return_tensors)}
+        runner = TorchRunner(self.model, processor, self._features_output(options["pool"]), device=self.device)
+        return window_features(recording, runner, window, stride, return_tensors=options["return_tensors"], **settings)
 
     def _features_output(self, pool: bool) -> str:
         """The model output that holds the features: `pooler_output`, or with `pool=False` `last_hidden_state`."""

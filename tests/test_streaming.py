@@ -201,9 +201,9 @@ def test_a_stream_whose_joints_change_is_refused(classifier):
         ({"window": 100}, "from 4 to 64, got 100"),
         ({"window": 20, "stride": 0}, "stride must be.*got 0"),
         ({"window": 20.5}, "got 20.5"),
-        ({"fps": float("nan")}, "fps must be"),
+        ({"fps": float("nan")}, "`fps` must be a finite number"),
         ({"persons": "two"}, "'two'"),
-        ({"batch_size": 0}, "batch_size must be"),
+        ({"batch_size": 0}, "`batch_size` must be a positive integer, got 0"),
         ({"function_to_apply": "relu"}, "'relu'"),
     ],
 )

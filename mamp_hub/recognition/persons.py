@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import checked, flag
 from ..skeletons.layouts import LAYOUT_NDIMS, as_float_array, centre_on_first_frame, resolve_layout
 from ..skeletons.sources import SOURCE_JOINT_COUNTS
 
@@ -167,9 +168,7 @@ def checked_policy(persons: Any) -> str:
 def checked_centre(centre: Any, processor: Any) -> bool:
     """Whether window clips are to be centred here: `centre` for NTU joints (the processor centres other sources'
     joints itself); raises `ValueError` unless `centre` is a bool and NTU joints are the 25 of 3 coordinates."""
-    if not isinstance(centre, (bool, np.bool_)):
-        raise ValueError(f"centre must be True or False, got {centre!r}.")
-    if not centre or processor.joint_layout != "ntu":
+    if not checked("centre", flag, centre) or processor.joint_layout != "ntu":
         return False
     if (processor.num_joints, processor.num_channels) != (25, 3):
         raise ValueError(

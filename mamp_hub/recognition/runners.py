@@ -6,7 +6,6 @@ processor (central evaluation crop, resize to the model's frames) in one batch.
 from __future__ import annotations
 
 import json
-import numbers
 import os
 from pathlib import Path
 from typing import Any
@@ -38,12 +37,6 @@ def checked_score_function(function_to_apply: Any) -> str | None:
     if function_to_apply is not None and function_to_apply not in SCORE_FUNCTIONS:
         raise ValueError(f"function_to_apply must be one of {list(SCORE_FUNCTIONS)}, got {function_to_apply!r}.")
     return function_to_apply
-
-
-def checked_batch_size(batch_size: Any) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer (clips per model call), got {batch_size!r}.")
-    return int(batch_size)
 
 
 class TorchRunner:

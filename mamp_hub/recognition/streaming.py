@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import checked, positive_int
 from ..processing_mamp import MampSkeletonProcessor
 from ..skeletons.layouts import as_float_array
 from .persons import (
@@ -19,7 +20,7 @@ from .persons import (
     window_clips,
 )
 from .recognize import WindowClip, run_clips, window_record
-from .runners import checked_batch_size, classifier_runner
+from .runners import classifier_runner
 from .windows import checked_fps, checked_window
 
 
@@ -83,7 +84,7 @@ class StreamingActionRecognizer:
         self.fps = checked_fps(fps)
         self.persons = checked_policy(persons)
         self.centre = checked_centre(centre, self.processor)
-        self.batch_size = checked_batch_size(batch_size)
+        self.batch_size = checked("batch_size", positive_int, batch_size)
         self.layout = layout
         self._start_stream()
 

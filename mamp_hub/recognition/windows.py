@@ -9,10 +9,11 @@ average of the scores of the windows that cover it; consecutive frames with the 
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import numpy as np
+
+from ..checks import checked, finite_real, is_integer
 
 # A window is resampled to the model's `num_frames` like any clip; beyond this factor either way the model would see
 # motions several times faster or slower than in any window of the default size.
@@ -50,7 +51,7 @@ def checked_window(window: Any, stride: Any, num_frames: int, eval_crop_ratio: f
     shortest, longest = window_limits(num_frames)
     if window is None:
         window = min(max(default_window(num_frames, eval_crop_ratio), shortest), longest)
-    elif not _is_integer(window) or not shortest <= window <= longest:
+    elif not is_integer(window) or not shortest <= window <= longest:
         raise ValueError(
             f"window must be a whole number of frames from {shortest} to {longest}, got {window!r}: a window is "
             f"resampled to the model's {num_frames} frames, at most {MAX_TIME_SCALE} times fewer or more; leave it "
@@ -59,7 +60,7 @@ def checked_window(window: Any, stride: Any, num_frames: int, eval_crop_ratio: f
     window = int(window)
     if stride is None:
         return window, default_stride(window)
-    if not _is_integer(stride) or not 1 <= stride <= window:
+    if not is_integer(stride) or not 1 <= stride <= window:
         raise ValueError(
             f"stride must be a whole number of frames from 1 to the window ({window}), got {stride!r}; leave it out "
             f"for a quarter of the window, {default_stride(window)}."
@@ -71,21 +72,14 @@ def checked_fps(fps: Any) -> float | None:
     """`fps` as a float, or None; raises `ValueError` unless it is a positive finite number."""
     if fps is None:
         return None
-    if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not math.isfinite(fps) or fps <= 0:
-        raise ValueError(f"fps must be a positive number of frames per second, such as 30, got {fps!r}.")
+    if checked("fps", finite_real, fps) <= 0:
+        raise ValueError(f"`fps` must be a positive number of frames per second, such as 30, got {fps!r}.")
     return float(fps)
 
 
 def checked_min_score(min_score: Any) -> float | None:
-    if min_score is None:
-        return None
-    if isinstance(min_score, bool) or not isinstance(min_score, numbers.Real) or math.isnan(min_score):
-        raise ValueError(f"min_score must be a number (a score threshold, such as 0.5), got {min_score!r}.")
-    return float(min_score)
-
-
-def _is_integer(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    """`min_score` as a float (a score threshold), or None."""
+    return None if min_score is None else checked("min_score", finite_real, min_score)
 
 
 def window_starts(frames: int, window: int, stride: int) -> np.ndarray:

@@ -27,10 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import checked, positive_int
 from ..pipelines import load_skeleton_file
 from ..recognition.persons import PERSON_POLICIES, checked_centre, read_recording
 from ..recognition.recognize import recognize_recording
-from ..recognition.runners import checked_batch_size, classifier_runner
+from ..recognition.runners import classifier_runner
 from ..recognition.windows import checked_fps, checked_min_score, checked_window
 from .cli import console_script
 
@@ -158,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     _check_outputs(args.out, args.plot)
     fps, min_score = checked_fps(args.fps), checked_min_score(args.min_score)
-    batch_size = checked_batch_size(args.batch_size)
+    batch_size = checked("--batch-size", positive_int, args.batch_size)
     if args.top_classes < 1:
         raise ValueError(f"--top-classes must be at least 1, got {args.top_classes}.")
     if args.device is not None and args.model.endswith(".onnx"):
