@@ -13,8 +13,8 @@ absent person slot: PyTorch skips it, the ONNX graph encodes every slot).
   batches of each `--batch-sizes`; windows/s from the median call.
 - push: a `StreamingActionRecognizer` fed `stride` frames per `push`, each push completing one window (cut from the
   ring buffer, prepared by the processor, classified, returned); median and 95th percentile over `--pushes` pushes.
-The runtimes take turns call by call (`common.interleaved_timings`). `run(args)` returns the rows as dicts, for
-`run_all.py`.
+The runtimes take turns call by call (`common.interleaved_timings`). `run(options(argv))` returns the rows as dicts,
+for `run_all.py`.
 """
 
 from __future__ import annotations
@@ -173,7 +173,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--smoke", action="store_true", help="a tiny model, a 4 s recording, 5 pushes: a quick check")
 
 
-def main(argv: list[str] | None = None) -> list[dict[str, object]]:
+def options(argv: list[str] | None = None) -> argparse.Namespace:
+    """This script's options (`--smoke` applied), for `run`: `run(options(["--smoke"]))` from another script."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     parser.add_argument("--json", help="write the machine, settings and rows here")
@@ -182,6 +183,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         for name, value in SMOKE.items():
             setattr(args, name, value)
         args.warmup, args.repeats = 1, 1
+    return args
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, object]]:
+    args = options(argv)
     rows = run(args)
     print(format_rows(rows))
     if args.json:
