@@ -12,6 +12,7 @@ from .modeling_mamp import (
 )
 from .pipelines import SkeletonActionRecognitionPipeline, SkeletonFeatureExtractionPipeline
 from .processing_mamp import MampSkeletonProcessor
+from .recognition import StreamingActionRecognizer
 from .registration import register
 
 __version__ = "0.1.0"
@@ -28,4 +29,5 @@ __all__ = [
     "MampSkeletonProcessor",
     "SkeletonActionRecognitionPipeline",
     "SkeletonFeatureExtractionPipeline",
+    "StreamingActionRecognizer",
 ]

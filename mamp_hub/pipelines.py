@@ -13,6 +13,7 @@ classifier(["a.npy", array, tensor], batch_size=8)  # one such list per clip
 classifier("lifted.npy", joint_layout="h36m")       # Human3.6M joints, converted to the NTU layout
 embedder = pipeline("skeleton-feature-extraction", model="converted/ntu60-xsub-finetune")
 embedder("clip.npy")                                # the clip embedding: hidden_size floats
+classifier("recording.npy", window=126, stride=32, fps=30)  # {"segments": [{"label", "score", "start", ...}]}
 ```
 
 A clip is a numpy array, a torch tensor, or the path of a `.npy` or `.npz` file, in any array layout the processor
@@ -21,11 +22,17 @@ reads (`MampSkeletonProcessor`: `(frames, 25, 3)`, `(persons, frames, 25, 3)`, N
 the array that `npz_key=` names. An input that holds several clips (a list, a batched array, a file of a batch)
 gives one result per clip; the pipeline's `batch_size` sets how many clips go through the processor and the model
 together.
+
+Called with `window=` (or another of `WINDOW_OPTIONS`), a pipeline takes ONE long recording, of any number of people,
+and runs the model on its windows (`mamp_hub.recognition`, docs/long_recordings.md): the action recognition
+pipeline returns segments with their frames (and per-frame scores, windows), the feature extraction pipeline one
+embedding per window.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -37,24 +44,34 @@ from transformers.pipelines.base import build_pipeline_init_args
 from transformers.utils import add_end_docstrings
 
 from ._compat import pipeline_iterator
+from .checks import checked, flag, positive_int
+from .data.npz import load_npy, load_npz, npz_array_names
 from .processing_mamp import MampSkeletonProcessor
+from .recognition.persons import Recording, checked_centre, checked_policy, read_recording
+from .recognition.recognize import recognize_recording, window_features
+from .recognition.runners import TorchRunner, checked_score_function, class_scores
+from .recognition.windows import checked_fps, checked_min_score, checked_window
 from .skeletons.layouts import as_float_array
 
 # The arrays a `.npz` file's clips are read from when `npz_key` is not given, in order of preference.
 NPZ_KEYS: tuple[str, ...] = ("x_test", "x")
-_SCORE_FUNCTIONS = ("softmax", "sigmoid", "none")
 # The call arguments that say how to read the input.
 _READING_PARAMETERS = ("layout", "npz_key", "joint_layout", "joint_units", "joint_axes")
+# The call arguments of one recording in windows (both pipelines), instead of one result per clip.
+WINDOW_OPTIONS = ("window", "stride", "fps", "persons", "tracks", "centre")
+# The options of the recognition pipeline's windowed calls only; like `WINDOW_OPTIONS`, each asks for windows.
+RECOGNITION_WINDOW_OPTIONS = ("min_score", "return_frame_scores", "return_windows")
 
 SkeletonClip = np.ndarray | torch.Tensor | str | os.PathLike
 
 
 def load_skeleton_file(path: str | os.PathLike, npz_key: str | None = None) -> np.ndarray:
-    """The skeleton array of a `.npy` file, or of a `.npz` file's `npz_key` (default: `x_test`, else `x`).
+    """The skeleton array of a `.npy` file, or of a `.npz` file's `npz_key` (default: `x_test`, else `x`); a `.npy`
+    file that holds a zip archive is read as `.npz`, as `np.load` does. Nothing is unpickled.
 
     Raises:
-        ValueError: the path is not a `.npy` or `.npz` file, is missing or unreadable, or the `.npz` file has no such
-            array.
+        ValueError: naming the file, when the path is not a `.npy` or `.npz` file, is missing, holds no such array or
+            one of Python objects, or is not what its name says or cut short.
     """
     path = Path(path)
     if path.suffix not in (".npy", ".npz"):
@@ -62,20 +79,19 @@ def load_skeleton_file(path: str | os.PathLike, npz_key: str | None = None) -> n
     if not path.is_file():
         raise ValueError(f"There is no file at {str(path)!r}; pass the path of an existing .npy or .npz file.")
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if isinstance(loaded, np.ndarray):
-            return loaded
-        with loaded as arrays:  # a .npz file (NumPy reads the format from the content, not the suffix)
-            key = npz_key if npz_key is not None else next((key for key in NPZ_KEYS if key in arrays.files), None)
-            if key in arrays.files:
-                return arrays[key]
-            wanted = repr(npz_key) if npz_key is not None else "'x_test' or 'x'"
-            files = arrays.files
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
-        raise ValueError(f"{str(path)!r} could not be read as a {path.suffix} file of arrays ({error}).") from None
-    raise ValueError(
-        f"{str(path)!r} has no array {wanted} (it has {files}); pass npz_key= naming the array that holds the clips."
-    )
+        if path.suffix == ".npy" and not zipfile.is_zipfile(path):
+            return load_npy(path)
+        files = npz_array_names(path)
+    except OSError as error:
+        raise ValueError(f"{str(path)!r} could not be read ({error}).") from None
+    key = npz_key if npz_key is not None else next((key for key in NPZ_KEYS if key in files), None)
+    if key not in files:
+        wanted = repr(npz_key) if npz_key is not None else "'x_test' or 'x'"
+        raise ValueError(
+            f"{str(path)!r} has no array {wanted} (it has {files}); pass npz_key= naming the array that holds the "
+            "clips."
+        )
+    return load_npz(path, keys=[key])[key]
 
 
 def read_skeletons(inputs: Any, npz_key: str | None = None) -> np.ndarray:
@@ -131,7 +147,10 @@ class _SkeletonPipeline(Pipeline):
             raise ValueError(f"The skeleton processor saved with {source!r} could not be loaded: {error}") from error
 
     def __call__(self, inputs: SkeletonClip | list[SkeletonClip], **kwargs: Any) -> Any:
-        """Runs the pipeline on one clip, or on each clip of a batch (see the subclasses)."""
+        """Runs the pipeline on one clip, or on each clip of a batch, or on one recording in windows (see the
+        subclasses)."""
+        if any(kwargs.get(name) is not None for name in WINDOW_OPTIONS + RECOGNITION_WINDOW_OPTIONS):
+            return self._call_windowed(inputs, **kwargs)
         if isinstance(inputs, tuple):
             inputs = list(inputs)
         if isinstance(inputs, (str, os.PathLike, np.ndarray, torch.Tensor)):
@@ -146,6 +165,62 @@ class _SkeletonPipeline(Pipeline):
         if isinstance(inputs, list) and not inputs:
             raise ValueError("Got no clips (an empty list or batch); pass at least one clip.")
         return super().__call__(inputs, **kwargs)
+
+    def _call_windowed(
+        self,
+        inputs: SkeletonClip,
+        window: int | None = None,
+        stride: int | None = None,
+        fps: float | None = None,
+        persons: str | None = None,
+        tracks: Any = None,
+        centre: bool | None = None,
+        batch_size: int | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """One recording in windows (see `mamp_hub.recognition`): reads and checks what all windowed calls share."""
+        if not isinstance(inputs, (str, os.PathLike, np.ndarray, torch.Tensor)):
+            raise ValueError(
+                f"Recognition in windows takes one recording (an array, a tensor or a .npy/.npz path), got "
+                f"{type(inputs).__name__}; call the pipeline once per recording."
+            )
+        reading = {name: kwargs.pop(name) for name in _READING_PARAMETERS if name in kwargs}
+        params = {**self._preprocess_params, **self._sanitize_parameters(**reading)[0]}
+        processor = params.get("processor", self.feature_extractor)
+        window, stride = checked_window(window, stride, processor.num_frames, processor.eval_crop_ratio)
+        settings = {
+            "max_persons": processor.max_persons,
+            "persons": checked_policy("most_active" if persons is None else persons),
+            "centre": checked_centre(False if centre is None else centre, processor),
+            "fps": checked_fps(fps),
+            "batch_size": checked(
+                "batch_size", positive_int, self._batch_size or 1 if batch_size is None else batch_size
+            ),
+        }
+        recording = read_recording(
+            read_skeletons(inputs, params.get("npz_key")), processor, params.get("layout"), tracks
+        )
+        return self._windowed(recording, processor, window, stride, settings, **kwargs)
+
+    def _windowed(
+        self,
+        recording: Recording,
+        processor: MampSkeletonProcessor,
+        window: int,
+        stride: int,
+        settings: dict[str, Any],
+        **options: Any,
+    ) -> Any:
+        raise NotImplementedError
+
+    def _refuse_in_windows(self, options: dict[str, Any], accepted: tuple[str, ...]) -> None:
+        """Refuse the options of a windowed call that this pipeline does not take there (`top_k`, ...)."""
+        if options:
+            names = ", ".join(sorted(options))
+            raise ValueError(
+                f"{names}: not an option of the {self.task} pipeline on a recording in windows; its options are "
+                f"{', '.join(WINDOW_OPTIONS + accepted)}, batch_size and the reading options ({', '.join(_READING_PARAMETERS)})."
+            )
 
     def _sanitize_parameters(
         self,
@@ -172,15 +247,32 @@ class _SkeletonPipeline(Pipeline):
     def _processor_with(
         self, joint_layout: str | None, joint_units: str | None, joint_axes: str | None
     ) -> MampSkeletonProcessor:
-        """The pipeline's processor with other joint-layout options: a new `joint_layout` starts from its source's
-        usual units and axes, while units or axes alone change the saved processor's."""
-        options = self.feature_extractor.to_dict()
-        if joint_layout is not None:
-            options.update(joint_layout=joint_layout, joint_units=None, joint_axes=None)
-        for name, value in (("joint_units", joint_units), ("joint_axes", joint_axes)):
-            if value is not None:
-                options[name] = value
-        return type(self.feature_extractor)(**options)
+        """The pipeline's processor (as the pipeline was made, else as saved) with the given joint-layout options
+        changed and nothing else. Units and axes belong to a layout: a different `joint_layout` drops those it had
+        (its source's usual ones apply, or those given with it), with a warning that names them."""
+        if self.feature_extractor is None:  # options given to `pipeline()`, before `__init__` loads the processor
+            self.feature_extractor = self._load_saved_processor()
+        made_with = getattr(self, "_preprocess_params", {})  # absent while the pipeline is being made
+        options = made_with.get("processor", self.feature_extractor).to_dict()
+        given = {"joint_layout": joint_layout, "joint_units": joint_units, "joint_axes": joint_axes}
+        given = {name: value for name, value in given.items() if value is not None}
+        if given.get("joint_layout", options["joint_layout"]) != options["joint_layout"]:
+            dropped = {
+                name: options[name]
+                for name in ("joint_units", "joint_axes")
+                if options[name] is not None and name not in given
+            }
+            if dropped:
+                listed = ", ".join(f"{name}={value!r}" for name, value in dropped.items())
+                warnings.warn(
+                    f"joint_layout={joint_layout!r} replaces the processor's joint_layout="
+                    f"{options['joint_layout']!r}, so its {listed} (set for that layout) are dropped and "
+                    f"{joint_layout!r}'s usual ones apply; pass them with joint_layout to keep them.",
+                    UserWarning,
+                    stacklevel=1,  # here: the depth of the user's call differs (a call reads its options twice)
+                )
+            options.update(joint_units=None, joint_axes=None)
+        return type(self.feature_extractor)(**{**options, **given})
 
     def preprocess(
         self,
@@ -193,11 +285,17 @@ class _SkeletonPipeline(Pipeline):
         The processor runs in `_forward`, on whole batches."""
         clip = read_skeletons(inputs, npz_key)
         processor = processor or self.feature_extractor
-        if processor.resolve_layout(clip.shape, layout)[1]:
+        try:  # one clip, read on its own as the processor reads each clip of a list
+            processor.resolve_layout(clip.shape, layout, batched=False)
+        except ValueError as error:
+            try:
+                processor.resolve_layout(clip.shape, layout, batched=True)
+            except ValueError:
+                raise error from None
             raise ValueError(
                 f"An element of the input holds a batch of {len(clip)} clips (shape {clip.shape}); pass that batch on "
                 "its own, or its clips as separate elements."
-            )
+            ) from None
         return {"clips": [clip]}
 
     def get_iterator(
@@ -264,14 +362,30 @@ class SkeletonActionRecognitionPipeline(_SkeletonPipeline):
             layout (`str`, *optional*): the array layout of one clip (`MampSkeletonProcessor.__call__`'s `layout`),
                 for shapes that fit two.
             joint_layout, joint_units, joint_axes (`str`, *optional*): the processor's joint-layout options for this
-                call (default: the saved processor's); e.g. `joint_layout="h36m"` for Human3.6M joints.
+                call, e.g. `joint_layout="h36m"` for Human3.6M joints; each changes what it names, the others stay as
+                the pipeline was made or saved (a different `joint_layout` drops the units and axes of the one it
+                replaces, with a warning).
             npz_key (`str`, *optional*): the array of a `.npz` file that holds the clips (default `x_test`, else
                 `x`).
-            batch_size (`int`, *optional*): clips per processor and model call.
+            batch_size (`int`, *optional*): clips (windows) per processor and model call.
+            window (`int`, *optional*): recognise ONE long recording in windows of this many frames (default, when
+                another window option is given: the checkpoint's, `round(num_frames / eval_crop_ratio)`); the
+                recording may hold any number of people (`(persons, frames, joints, channels)`).
+            stride (`int`, *optional*): frames between window starts (default: a quarter of the window).
+            fps (`float`, *optional*): frames per second; results then carry `"start_s"` and `"end_s"` too.
+            min_score (`float`, *optional*): frames whose top score is below it belong to no segment.
+            return_frame_scores (`bool`, *optional*): add `"frame_scores"`, `(frames, num_labels)`.
+            return_windows (`bool`, *optional*): add `"windows"`, one dict per window.
+            persons (`str`, *optional*): `"most_active"` (default: each window's `max_persons` most active people)
+                or `"each"` (every person or track on its own; results carry `"track"`).
+            tracks (*optional*): track ids of the person rows, `(persons,)` or per frame `(persons, frames)`.
+            centre (`bool`, *optional*): move each window's clip of NTU joints as the NTU files are centred (its first
+                person's spine-middle joint in its first frame to the origin); default False, the joints as given.
 
         Returns:
             For one clip, `top_k` dicts `{"score": float, "label": str}`, highest score first; for several, one such
-            list per clip, in order.
+            list per clip, in order. In windows, `{"segments": [{"label", "score", "start", "end"}, ...]}` (frames,
+            `end` exclusive) and the asked-for `"frame_scores"` and `"windows"` (see `mamp_hub.recognition.recognize`).
 
         Raises:
             ValueError: for an input that is no clip (another type, a missing or unreadable file, a shape that fits
@@ -282,28 +396,43 @@ class SkeletonActionRecognitionPipeline(_SkeletonPipeline):
     def _postprocess_parameters(self, top_k: int | None = None, function_to_apply: str | None = None) -> dict[str, Any]:
         params: dict[str, Any] = {}
         if top_k is not None:
-            if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-                raise ValueError(f"top_k must be a positive integer, got {top_k!r}.")
-            params["top_k"] = top_k
+            params["top_k"] = checked("top_k", positive_int, top_k)
         if function_to_apply is not None:
-            if function_to_apply not in _SCORE_FUNCTIONS:
-                raise ValueError(
-                    f"function_to_apply must be one of {list(_SCORE_FUNCTIONS)}, got {function_to_apply!r}."
-                )
-            params["function_to_apply"] = function_to_apply
+            params["function_to_apply"] = checked_score_function(function_to_apply)
         return params
+
+    def _windowed(
+        self,
+        recording: Recording,
+        processor: MampSkeletonProcessor,
+        window: int,
+        stride: int,
+        settings: dict[str, Any],
+        min_score: float | None = None,
+        return_frame_scores: bool = False,
+        return_windows: bool = False,
+        function_to_apply: str | None = None,
+        **others: Any,
+    ) -> dict[str, Any]:
+        self._refuse_in_windows(others, (*RECOGNITION_WINDOW_OPTIONS, "function_to_apply"))
+        return recognize_recording(
+            recording,
+            TorchRunner(self.model, processor, "scores", function_to_apply, self.device),
+            self.model.config.id2label,
+            window,
+            stride,
+            min_score=checked_min_score(min_score),
+            return_frame_scores=checked("return_frame_scores", flag, return_frame_scores),
+            return_windows=checked("return_windows", flag, return_windows),
+            **settings,
+        )
 
     def postprocess(
         self, model_outputs: Any, top_k: int = 5, function_to_apply: str | None = None
     ) -> list[dict[str, Any]]:
         """(1, num_labels) logits of one clip -> its `top_k` labels and scores, highest first."""
         config = self.model.config
-        if function_to_apply is None:
-            problem_type = config.problem_type
-            defaults = {"regression": "none", "multi_label_classification": "sigmoid"}
-            function_to_apply = defaults.get(problem_type, "softmax")
-        logits = model_outputs["logits"][0].float()
-        scores = {"softmax": logits.softmax(-1), "sigmoid": logits.sigmoid(), "none": logits}[function_to_apply]
+        scores = class_scores(model_outputs["logits"][0], function_to_apply, config.problem_type)
         scores, ids = scores.topk(min(top_k, config.num_labels))
         return [
             {"score": score, "label": config.id2label[i]}
@@ -342,25 +471,51 @@ class SkeletonFeatureExtractionPipeline(_SkeletonPipeline):
             return_tensors (`bool`, *optional*, defaults to `False`): torch tensors instead of nested lists.
             layout, joint_layout, joint_units, joint_axes, npz_key, batch_size: as for the action recognition
                 pipeline.
+            window, stride, fps, persons, tracks, centre: ONE long recording in windows, as for the action
+                recognition pipeline.
 
         Returns:
-            For one clip, its features; for several, a list of them, one per clip.
+            For one clip, its features; for several, a list of them, one per clip. In windows, one dict per window
+            (per track with `persons="each"`): `{"start", "end", "features"}` (frames, `end` exclusive; and
+            `"start_s"`, `"end_s"`, `"track"` likewise), `features` None for a window where nobody is present.
         """
         return super().__call__(inputs, **kwargs)
 
     def _postprocess_parameters(self, pool: bool | None = None, return_tensors: bool | None = None) -> dict[str, Any]:
         params: dict[str, Any] = {}
         if pool is not None:
-            params["pool"] = bool(pool)
+            params["pool"] = checked("pool", flag, pool)
         if return_tensors is not None:
-            params["return_tensors"] = bool(return_tensors)
+            params["return_tensors"] = checked("return_tensors", flag, return_tensors)
         return params
 
-    def postprocess(self, model_outputs: Any, pool: bool = True, return_tensors: bool = False) -> Any:
-        if not pool and "last_hidden_state" not in model_outputs:
+    def _windowed(
+        self,
+        recording: Recording,
+        processor: MampSkeletonProcessor,
+        window: int,
+        stride: int,
+        settings: dict[str, Any],
+        pool: bool | None = None,
+        return_tensors: bool | None = None,
+        **others: Any,
+    ) -> list[dict[str, Any]]:
+        self._refuse_in_windows(others, ("pool", "return_tensors"))
+        options = {"pool": True, "return_tensors": False, **self._postprocess_parameters(pool, return_tensors)}
+        runner = TorchRunner(self.model, processor, self._features_output(options["pool"]), device=self.device)
+        return window_features(recording, runner, window, stride, return_tensors=options["return_tensors"], **settings)
+
+    def _features_output(self, pool: bool) -> str:
+        """The model output that holds the features: `pooler_output`, or with `pool=False` `last_hidden_state`."""
+        if pool:
+            return "pooler_output"
+        if type(self.model).__name__ != "MampModel":
             raise ValueError(
                 f"pool=False returns token features, which {type(self.model).__name__} does not output; load the "
                 "checkpoint as MampModel (pipeline(task, model=path) does), or keep pool=True."
             )
-        features = model_outputs["pooler_output" if pool else "last_hidden_state"][0]
+        return "last_hidden_state"
+
+    def postprocess(self, model_outputs: Any, pool: bool = True, return_tensors: bool = False) -> Any:
+        features = model_outputs[self._features_output(pool)][0]
         return features if return_tensors else features.tolist()

@@ -1,5 +1,6 @@
 """What several test modules share: the authors' reference run (tests/fixtures/mamp_official_small.safetensors),
-tiny configs and checkpoints, a small synthetic data set, the examples as modules, and a training callback.
+tiny configs and checkpoints, a small synthetic data set and long SYNTHETIC recordings, the examples as modules, and
+a training callback.
 
 Test modules import the helpers (`from conftest import tiny_config`); pytest provides the fixtures.
 """
@@ -11,6 +12,7 @@ import json
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
@@ -18,8 +20,11 @@ from transformers import TrainerCallback
 from transformers.utils import ModelOutput
 
 from mamp_hub import MampConfig, MampForSkeletonClassification, MampPreTrainedModel, MampSkeletonProcessor
+from mamp_hub.data.synthetic import SYNTHETIC_ACTION_NAMES, SyntheticActionConfig, generate_synthetic_actions
 
 ROOT = Path(__file__).resolve().parents[1]
+SYNTHETIC_LABELS = dict(enumerate(SYNTHETIC_ACTION_NAMES))
+TINY_NUM_FRAMES = 16  # `tiny_config`'s: windows of long recordings from 4 to 64 frames, default 17 (16 / 0.95)
 pytest_plugins = ["hub_server"]  # the loopback Hub's `local_hub` fixture, for the tests that push and pull
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -84,7 +89,7 @@ def tiny_config(**overrides) -> MampConfig:
         decoder_num_hidden_layers=1,
         decoder_num_attention_heads=4,
         decoder_intermediate_size=128,
-        num_frames=16,
+        num_frames=TINY_NUM_FRAMES,
         num_labels=7,
     )
     values.update(overrides)
@@ -112,6 +117,12 @@ def save_tiny_checkpoint(
     model.save_pretrained(folder)
     MampSkeletonProcessor(num_frames=model.config.num_frames).save_pretrained(folder)
     return folder
+
+
+def save_tiny_classifier(folder: Path, seed: int = 0) -> Path:
+    """A tiny randomly initialised classifier of the synthetic action names, and its processor."""
+    labels = SYNTHETIC_LABELS
+    return save_tiny_checkpoint(folder, seed=seed, num_labels=len(labels), id2label=labels, classifier_head="finetune")
 
 
 @torch.no_grad()
@@ -155,3 +166,22 @@ class StopAtStep(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step == self.step:
             control.should_training_stop = True
+
+
+def synthetic_recording(clips: int = 3, seed: int = 0) -> np.ndarray:
+    """SYNTHETIC clips of 30 to 60 frames one after another: NTU rows (frames, 150), two person slots."""
+    config = SyntheticActionConfig(min_frames=30, max_frames=60, padded_frames=60)
+    data = generate_synthetic_actions(clips, seed=seed, config=config)
+    return np.concatenate([sequence[:length] for sequence, length in zip(data.sequences, data.lengths, strict=True)])
+
+
+def moving_people(persons: int, frames: int, seed: int = 0, speeds: tuple[float, ...] | None = None) -> np.ndarray:
+    """`(persons, frames, 25, 3)`: one pose, drifting about a separate place per person, person p at `speeds[p]` (the
+    drift's share of the motion by which the most active people are chosen), with a little jitter."""
+    rng = np.random.default_rng(seed)
+    speeds = np.asarray(speeds or (1.0,) * persons)[:, None, None, None]
+    pose = rng.normal(scale=0.3, size=(1, 1, 25, 3))
+    drift = np.cumsum(rng.normal(scale=0.1, size=(persons, frames, 1, 3)), axis=1) * speeds
+    jitter = rng.normal(scale=0.01, size=(persons, frames, 25, 3))
+    places = np.arange(persons)[:, None, None, None] * np.array([1.0, 0.0, 0.0]) + np.array([0.0, 0.0, 3.0])
+    return (pose + drift + jitter + places).astype(np.float32)

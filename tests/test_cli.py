@@ -59,6 +59,12 @@ BAD_INPUTS = {
         ["{tmp}/no-such-folder", "--output-dir", "{tmp}/out", "--org", "someone"],
         "no-such-folder",
     ),
+    "recognize-missing-recording": (
+        "mamp-recognize",
+        "mamp_hub.tools.recognize",
+        ["{tmp}/no-such-recording.npy", "--model", "{tmp}/no-such-model"],
+        "no-such-recording.npy",
+    ),
     "synthetic-negative-count": (
         "mamp-synthetic",
         "mamp_hub.data.synthetic",

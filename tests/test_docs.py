@@ -15,8 +15,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", ROOT / "training" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
-# Linked from the README but written on another branch (`streaming`); remove once that branch is merged.
-PENDING = {ROOT / "docs" / "long_recordings.md"}
 
 
 def heading_anchors(markdown: str) -> set[str]:
@@ -36,8 +34,6 @@ def test_relative_links_lead_to_existing_files_and_headings(document):
     for link in relative_links(document):
         target, _, anchor = link.partition("#")
         path = (document.parent / target).resolve() if target else document
-        if path in PENDING:
-            continue
         if not path.exists():
             broken.append(f"{link} (no {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path})")
         elif anchor and path.suffix == ".md" and anchor not in heading_anchors(path.read_text(encoding="utf-8")):

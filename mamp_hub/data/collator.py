@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..checks import checked, flag
 from ..processing_mamp import MampSkeletonProcessor
 
 
@@ -41,6 +42,14 @@ class SkeletonDataCollator:
     layout: str | None = None
     generator: torch.Generator | None = None
     return_labels: bool = True
+
+    def __post_init__(self) -> None:
+        if not callable(self.processor):
+            raise ValueError(
+                f"processor is of type {type(self.processor).__name__}; pass the MampSkeletonProcessor saved with the model."
+            )
+        self.training = checked("training", flag, self.training)
+        self.return_labels = checked("return_labels", flag, self.return_labels)
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         if not features:
