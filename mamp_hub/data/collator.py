@@ -1,4 +1,6 @@
-"""Batches raw skeleton items into model inputs with one processor call per batch."""
+"""Batches raw skeleton items into model inputs: with one processor call per batch in the data loader
+(`SkeletonDataCollator`), or as zero-padded rows whose transform runs later where the batch lives, e.g. on the GPU in
+the training step (`PaddedSkeletonCollator`)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..processing_mamp import MampSkeletonProcessor
+from ..processing_mamp import MampSkeletonProcessor, _check_finite
+from ..skeletons.layouts import count_valid_frames
+from ..transforms import transform_padded_batch
 
 
 @dataclass
@@ -58,3 +62,72 @@ class SkeletonDataCollator:
         if self.return_labels and "labels" in features[0]:
             output["labels"] = torch.tensor([int(feature["labels"]) for feature in features], dtype=torch.int64)
         return output
+
+
+@dataclass
+class PaddedSkeletonCollator:
+    """Training batches whose transform (random crop, resize, rotation) runs where the batch lives, e.g. on a GPU.
+
+    The data-loader side (`__call__`) only stacks the items' time-major NTU rows, zero-padded to the longest valid
+    count of the batch, so that workers do no per-sample arithmetic and no device ever waits on them; the training
+    step then calls `model_inputs` on the batch, on its device, which runs `transform_padded_batch`: the
+    processor's own crop, resize and rotation code, with its draws (the same generator state gives the processor's
+    output, to float32 rounding). `SkeletonTrainer` calls `model_inputs` itself when this is its `data_collator`.
+
+    `__call__` returns `{"sequences": (B, T, F) float32, "valid_frames": (B,) int64, "present_persons": (P,) int64,
+    "labels": (B,) int64}` with F = max_persons * num_joints * num_channels. `present_persons` are the person slots
+    that hold a skeleton in some valid frame, counted here so that the model need not read the device: they are the
+    processor's (the slots of the cropped output) unless a person appears only in frames the crop leaves out, whose
+    slot then trains as an empty one under `pretraining_skip_absent_persons` (the only user of `present_persons` in
+    training).
+
+    Args:
+        processor: the `MampSkeletonProcessor` saved with the model; its training options apply.
+        layout: layout of one item's sequence (pass the data set's `layout`); inferred from the first item's shape
+            when None.
+        generator: generator of the batches' device for the random draws (default: torch's global one there).
+        return_labels: whether to return the items' labels; False for pre-training, whose model takes none.
+    """
+
+    processor: MampSkeletonProcessor
+    layout: str | None = None
+    generator: torch.Generator | None = None
+    return_labels: bool = True
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        if not features:
+            raise ValueError("Got an empty batch; pass at least one item.")
+        sequences = [feature["skeleton_values"] for feature in features]
+        samples = self.processor.time_major_rows(
+            sequences, self.layout or self.processor.infer_layout(np.shape(sequences[0]))
+        )
+        if all("valid_frames" in feature for feature in features):
+            valid_frames = MampSkeletonProcessor._checked_valid_frames(
+                [feature["valid_frames"] for feature in features], samples
+            )
+        else:
+            valid_frames = np.array([count_valid_frames(sample) for sample in samples])
+        # At least one frame: an all-zero sequence reads its first (zero) frame.
+        padded = np.zeros((len(samples), max(valid_frames.max(), 1), samples[0].shape[1]), dtype=np.float32)
+        for rows, sample, valid in zip(padded, samples, valid_frames, strict=True):
+            rows[:valid] = sample[:valid]
+        sequences = torch.from_numpy(padded)
+        slots = sequences.view(*padded.shape[:2], self.processor.max_persons, -1)  # (B, T, M, V * C)
+        _check_finite(slots.transpose(1, 2))
+        output = {
+            "sequences": sequences,
+            "valid_frames": torch.from_numpy(valid_frames.astype(np.int64)),
+            "present_persons": slots.ne(0).any(dim=3).any(dim=1).flatten().nonzero().flatten(),
+        }
+        if self.return_labels and "labels" in features[0]:
+            output["labels"] = torch.tensor([int(feature["labels"]) for feature in features], dtype=torch.int64)
+        return output
+
+    def model_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A batch of `__call__`, moved to its device, -> the model's inputs there (`skeleton_values` instead of
+        `sequences` and `valid_frames`), without reading a value on the host."""
+        inputs = {key: value for key, value in batch.items() if key not in ("sequences", "valid_frames")}
+        inputs["skeleton_values"] = transform_padded_batch(
+            self.processor, batch["sequences"], batch["valid_frames"], self.generator
+        )
+        return inputs
