@@ -86,11 +86,11 @@ def resize_positions(length: torch.Tensor, num_frames: int) -> tuple[torch.Tenso
         weight1: `(B, num_frames)` float32 weight of `index1`.
     """
     scale = (length.to(torch.float64) / num_frames).to(torch.float32).to(torch.float64)
-    steps = torch.arange(num_frames, dtype=torch.float64, device=length.device) + 0.5
-    source = (scale[:, None] * steps - 0.5).to(torch.float32).clamp_(min=0)
+    steps = torch.arange(num_frames, dtype=torch.float64, device=length.device).add_(0.5)
+    source = (scale[:, None] * steps).sub_(0.5).to(torch.float32).clamp_(min=0)
     index0 = source.long()  # truncation == floor for non-negative positions
-    weight1 = source - index0.to(torch.float32)  # exact: the fractional part
-    index1 = torch.minimum(index0 + 1, length[:, None] - 1)
+    weight1 = source - index0  # exact: the fractional part
+    index1 = (index0 + 1).clamp_(max=length[:, None] - 1)
     return index0, index1, weight1
 
 
