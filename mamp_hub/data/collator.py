@@ -108,16 +108,22 @@ class PaddedSkeletonCollator:
         else:
             valid_frames = np.array([count_valid_frames(sample) for sample in samples])
         # At least one frame: an all-zero sequence reads its first (zero) frame.
-        padded = np.zeros((len(samples), max(valid_frames.max(), 1), samples[0].shape[1]), dtype=np.float32)
+        padded = np.empty((len(samples), max(valid_frames.max(), 1), samples[0].shape[1]), dtype=np.float32)
         for rows, sample, valid in zip(padded, samples, valid_frames, strict=True):
             rows[:valid] = sample[:valid]
+            rows[valid:] = 0
         sequences = torch.from_numpy(padded)
         slots = sequences.view(*padded.shape[:2], self.processor.max_persons, -1)  # (B, T, M, V * C)
-        _check_finite(slots.transpose(1, 2))
+        # Each slot's largest and smallest value (B, M), NaN and infinities included, tell whether it holds a
+        # skeleton (it is all zeros iff both are zero) and whether it is finite: two passes, no temporary array.
+        largest, smallest = slots.amax(dim=(1, 3)), slots.amin(dim=(1, 3))
+        if not (largest.isfinite() & smallest.isfinite()).all():
+            _check_finite(slots.transpose(1, 2))  # names the slots
+        present = (largest != 0) | (smallest != 0)
         output = {
             "sequences": sequences,
             "valid_frames": torch.from_numpy(valid_frames.astype(np.int64)),
-            "present_persons": slots.ne(0).any(dim=3).any(dim=1).flatten().nonzero().flatten(),
+            "present_persons": present.flatten().nonzero().flatten(),
         }
         if self.return_labels and "labels" in features[0]:
             output["labels"] = torch.tensor([int(feature["labels"]) for feature in features], dtype=torch.int64)
