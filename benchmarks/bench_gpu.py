@@ -2,7 +2,7 @@
 in float32 (TF32 matmuls, as the recipe runs) / bf16 autocast / bf16 + torch.compile, the data loader's rate against
 the step rate it must feed, and the GPU's forward against the CPU's. `benchmarks/gpu.sh` runs it.
 
-    benchmarks/gpu.sh                                   # on a GPU machine: about 3 minutes
+    benchmarks/gpu.sh                                   # on a GPU machine (meant for under 5 minutes)
     benchmarks/gpu.sh --device cpu --smoke              # a tiny model and a few steps: the suite's smoke test
 
 Workload: the model and global batch of `training/configs/ntu60_xsub/pretrain_mamp.yaml` (`--config`), on SYNTHETIC

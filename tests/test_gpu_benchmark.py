@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -101,7 +102,7 @@ def test_gpu_sh_with_every_mode_on_the_cpu(tmp_path):
     """The shell script, with the compiled mode too (compilation takes most of the minute)."""
     command = ["bash", "benchmarks/gpu.sh", "--device", "cpu", "--smoke", "--modes", ",".join(bench_gpu.MODES)]
     result = subprocess.run(
-        command, cwd=ROOT, capture_output=True, text=True, timeout=900, env={"PYTHON": sys.executable, "PATH": ""}
+        command, cwd=ROOT, capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHON": sys.executable}
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert all(f"| {mode} |" in result.stdout for mode in bench_gpu.MODES)
