@@ -6,37 +6,17 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import SMALL_MODEL, tiny_config
+from conftest import pretrain_recipe, tiny_config
 
 import mamp_hub.data.collator
 from mamp_hub import MampForMaskedMotionPrediction, MampSkeletonProcessor
 from mamp_hub.data import PaddedSkeletonCollator, SkeletonDataCollator
-from training.config import load_config
 from training.data import training_collator
 from training.optimization import optimizer_class_and_kwargs
 from training.recipe import run
-
-TINY = Path(__file__).resolve().parents[1] / "training" / "configs" / "tiny"
-
-
-@pytest.fixture(scope="module")
-def synthetic_npz(tmp_path_factory) -> Path:
-    from mamp_hub.data.synthetic import write_synthetic_npz
-
-    return Path(write_synthetic_npz(tmp_path_factory.mktemp("data") / "synthetic.npz", num_samples=100, seed=0))
-
-
-def pretrain_recipe(synthetic_npz: Path, output_dir: Path, *overrides: str) -> dict:
-    """The tiny pre-training: 1 epoch of 3 steps of 16 clips."""
-    settings = [
-        *SMALL_MODEL, f"data.path={synthetic_npz}", f"trainer.output_dir={output_dir}", "schedule.epochs=1",
-        "schedule.warmup_epochs=0", "schedule.global_batch_size=16", *overrides,
-    ]  # fmt: skip
-    return load_config(TINY / "pretrain_mamp.yaml", settings)
 
 
 def test_device_transform_is_on_where_the_batch_is_trained_on_an_accelerator():

@@ -47,21 +47,32 @@ class SkeletonDataCollator:
     return_labels: bool = True
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        if not features:
-            raise ValueError("Got an empty batch; pass at least one item.")
-        sequences = [feature["skeleton_values"] for feature in features]
-        layout = self.layout or self.processor.infer_layout(np.shape(sequences[0]))
-        # The data sets count each sequence's valid frames once; counting again would read every frame.
-        known = all("valid_frames" in feature for feature in features)
-        valid_frames = [feature["valid_frames"] for feature in features] if known else None
+        sequences, layout, valid_frames = _unpack(features, self.processor, self.layout)
         inputs = self.processor(
             sequences, training=self.training, layout=layout, generator=self.generator, valid_frames=valid_frames
         )
-
         output = {"skeleton_values": inputs["skeleton_values"], "present_persons": inputs["present_persons"]}
-        if self.return_labels and "labels" in features[0]:
-            output["labels"] = torch.tensor([int(feature["labels"]) for feature in features], dtype=torch.int64)
-        return output
+        return _with_labels(output, features, self.return_labels)
+
+
+def _unpack(
+    features: list[dict[str, Any]], processor: MampSkeletonProcessor, layout: str | None
+) -> tuple[list[Any], str, list[int] | None]:
+    """The items' sequences, their layout (`layout`, or inferred from the first), and their valid-frame counts when
+    every item has one (the data sets count each sequence once; counting again would read every frame)."""
+    if not features:
+        raise ValueError("Got an empty batch; pass at least one item.")
+    sequences = [feature["skeleton_values"] for feature in features]
+    layout = layout or processor.infer_layout(np.shape(sequences[0]))
+    known = all("valid_frames" in feature for feature in features)
+    return sequences, layout, [feature["valid_frames"] for feature in features] if known else None
+
+
+def _with_labels(output: dict[str, torch.Tensor], features: list[dict[str, Any]], wanted: bool) -> dict:
+    """`output` with the items' `labels` (B,) int64 when `wanted` and the items have them."""
+    if wanted and "labels" in features[0]:
+        output["labels"] = torch.tensor([int(feature["labels"]) for feature in features], dtype=torch.int64)
+    return output
 
 
 @dataclass
@@ -95,18 +106,12 @@ class PaddedSkeletonCollator:
     return_labels: bool = True
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        if not features:
-            raise ValueError("Got an empty batch; pass at least one item.")
-        sequences = [feature["skeleton_values"] for feature in features]
-        samples = self.processor.time_major_rows(
-            sequences, self.layout or self.processor.infer_layout(np.shape(sequences[0]))
-        )
-        if all("valid_frames" in feature for feature in features):
-            valid_frames = MampSkeletonProcessor._checked_valid_frames(
-                [feature["valid_frames"] for feature in features], samples
-            )
-        else:
+        sequences, layout, valid_frames = _unpack(features, self.processor, self.layout)
+        samples = self.processor.time_major_rows(sequences, layout)
+        if valid_frames is None:
             valid_frames = np.array([count_valid_frames(sample) for sample in samples])
+        else:
+            valid_frames = MampSkeletonProcessor._checked_valid_frames(valid_frames, samples)
         # At least one frame: an all-zero sequence reads its first (zero) frame.
         padded = np.empty((len(samples), max(valid_frames.max(), 1), samples[0].shape[1]), dtype=np.float32)
         for rows, sample, valid in zip(padded, samples, valid_frames, strict=True):
@@ -125,9 +130,7 @@ class PaddedSkeletonCollator:
             "valid_frames": torch.from_numpy(valid_frames.astype(np.int64)),
             "present_persons": present.flatten().nonzero().flatten(),
         }
-        if self.return_labels and "labels" in features[0]:
-            output["labels"] = torch.tensor([int(feature["labels"]) for feature in features], dtype=torch.int64)
-        return output
+        return _with_labels(output, features, self.return_labels)
 
     def model_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A batch of `__call__`, moved to its device, -> the model's inputs there (`skeleton_values` instead of
