@@ -26,6 +26,7 @@ together.
 from __future__ import annotations
 
 import os
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ from transformers.pipelines.base import build_pipeline_init_args
 from transformers.utils import add_end_docstrings
 
 from ._compat import pipeline_iterator
+from .checks import checked, flag, positive_int
+from .data.npz import load_npy, load_npz, npz_array_names
 from .processing_mamp import MampSkeletonProcessor
 from .skeletons.layouts import as_float_array
 
@@ -50,11 +53,12 @@ SkeletonClip = np.ndarray | torch.Tensor | str | os.PathLike
 
 
 def load_skeleton_file(path: str | os.PathLike, npz_key: str | None = None) -> np.ndarray:
-    """The skeleton array of a `.npy` file, or of a `.npz` file's `npz_key` (default: `x_test`, else `x`).
+    """The skeleton array of a `.npy` file, or of a `.npz` file's `npz_key` (default: `x_test`, else `x`); a `.npy`
+    file that holds a zip archive is read as `.npz`, as `np.load` does. Nothing is unpickled.
 
     Raises:
-        ValueError: the path is not a `.npy` or `.npz` file, is missing or unreadable, or the `.npz` file has no such
-            array.
+        ValueError: naming the file, when the path is not a `.npy` or `.npz` file, is missing, holds no such array or
+            one of Python objects, or is not what its name says or cut short.
     """
     path = Path(path)
     if path.suffix not in (".npy", ".npz"):
@@ -62,20 +66,19 @@ def load_skeleton_file(path: str | os.PathLike, npz_key: str | None = None) -> n
     if not path.is_file():
         raise ValueError(f"There is no file at {str(path)!r}; pass the path of an existing .npy or .npz file.")
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if isinstance(loaded, np.ndarray):
-            return loaded
-        with loaded as arrays:  # a .npz file (NumPy reads the format from the content, not the suffix)
-            key = npz_key if npz_key is not None else next((key for key in NPZ_KEYS if key in arrays.files), None)
-            if key in arrays.files:
-                return arrays[key]
-            wanted = repr(npz_key) if npz_key is not None else "'x_test' or 'x'"
-            files = arrays.files
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
-        raise ValueError(f"{str(path)!r} could not be read as a {path.suffix} file of arrays ({error}).") from None
-    raise ValueError(
-        f"{str(path)!r} has no array {wanted} (it has {files}); pass npz_key= naming the array that holds the clips."
-    )
+        if path.suffix == ".npy" and not zipfile.is_zipfile(path):
+            return load_npy(path)
+        files = npz_array_names(path)
+    except OSError as error:
+        raise ValueError(f"{str(path)!r} could not be read ({error}).") from None
+    key = npz_key if npz_key is not None else next((key for key in NPZ_KEYS if key in files), None)
+    if key not in files:
+        wanted = repr(npz_key) if npz_key is not None else "'x_test' or 'x'"
+        raise ValueError(
+            f"{str(path)!r} has no array {wanted} (it has {files}); pass npz_key= naming the array that holds the "
+            "clips."
+        )
+    return load_npz(path, keys=[key])[key]
 
 
 def read_skeletons(inputs: Any, npz_key: str | None = None) -> np.ndarray:
@@ -172,15 +175,32 @@ class _SkeletonPipeline(Pipeline):
     def _processor_with(
         self, joint_layout: str | None, joint_units: str | None, joint_axes: str | None
     ) -> MampSkeletonProcessor:
-        """The pipeline's processor with other joint-layout options: a new `joint_layout` starts from its source's
-        usual units and axes, while units or axes alone change the saved processor's."""
-        options = self.feature_extractor.to_dict()
-        if joint_layout is not None:
-            options.update(joint_layout=joint_layout, joint_units=None, joint_axes=None)
-        for name, value in (("joint_units", joint_units), ("joint_axes", joint_axes)):
-            if value is not None:
-                options[name] = value
-        return type(self.feature_extractor)(**options)
+        """The pipeline's processor (as the pipeline was made, else as saved) with the given joint-layout options
+        changed and nothing else. Units and axes belong to a layout: a different `joint_layout` drops those it had
+        (its source's usual ones apply, or those given with it), with a warning that names them."""
+        if self.feature_extractor is None:  # options given to `pipeline()`, before `__init__` loads the processor
+            self.feature_extractor = self._load_saved_processor()
+        made_with = getattr(self, "_preprocess_params", {})  # absent while the pipeline is being made
+        options = made_with.get("processor", self.feature_extractor).to_dict()
+        given = {"joint_layout": joint_layout, "joint_units": joint_units, "joint_axes": joint_axes}
+        given = {name: value for name, value in given.items() if value is not None}
+        if given.get("joint_layout", options["joint_layout"]) != options["joint_layout"]:
+            dropped = {
+                name: options[name]
+                for name in ("joint_units", "joint_axes")
+                if options[name] is not None and name not in given
+            }
+            if dropped:
+                listed = ", ".join(f"{name}={value!r}" for name, value in dropped.items())
+                warnings.warn(
+                    f"joint_layout={joint_layout!r} replaces the processor's joint_layout="
+                    f"{options['joint_layout']!r}, so its {listed} (set for that layout) are dropped and "
+                    f"{joint_layout!r}'s usual ones apply; pass them with joint_layout to keep them.",
+                    UserWarning,
+                    stacklevel=1,  # here: the depth of the user's call differs (a call reads its options twice)
+                )
+            options.update(joint_units=None, joint_axes=None)
+        return type(self.feature_extractor)(**{**options, **given})
 
     def preprocess(
         self,
@@ -193,11 +213,17 @@ class _SkeletonPipeline(Pipeline):
         The processor runs in `_forward`, on whole batches."""
         clip = read_skeletons(inputs, npz_key)
         processor = processor or self.feature_extractor
-        if processor.resolve_layout(clip.shape, layout)[1]:
+        try:  # one clip, read on its own as the processor reads each clip of a list
+            processor.resolve_layout(clip.shape, layout, batched=False)
+        except ValueError as error:
+            try:
+                processor.resolve_layout(clip.shape, layout, batched=True)
+            except ValueError:
+                raise error from None
             raise ValueError(
                 f"An element of the input holds a batch of {len(clip)} clips (shape {clip.shape}); pass that batch on "
                 "its own, or its clips as separate elements."
-            )
+            ) from None
         return {"clips": [clip]}
 
     def get_iterator(
@@ -264,7 +290,9 @@ class SkeletonActionRecognitionPipeline(_SkeletonPipeline):
             layout (`str`, *optional*): the array layout of one clip (`MampSkeletonProcessor.__call__`'s `layout`),
                 for shapes that fit two.
             joint_layout, joint_units, joint_axes (`str`, *optional*): the processor's joint-layout options for this
-                call (default: the saved processor's); e.g. `joint_layout="h36m"` for Human3.6M joints.
+                call, e.g. `joint_layout="h36m"` for Human3.6M joints; each changes what it names, the others stay as
+                the pipeline was made or saved (a different `joint_layout` drops the units and axes of the one it
+                replaces, with a warning).
             npz_key (`str`, *optional*): the array of a `.npz` file that holds the clips (default `x_test`, else
                 `x`).
             batch_size (`int`, *optional*): clips per processor and model call.
@@ -282,9 +310,7 @@ class SkeletonActionRecognitionPipeline(_SkeletonPipeline):
     def _postprocess_parameters(self, top_k: int | None = None, function_to_apply: str | None = None) -> dict[str, Any]:
         params: dict[str, Any] = {}
         if top_k is not None:
-            if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-                raise ValueError(f"top_k must be a positive integer, got {top_k!r}.")
-            params["top_k"] = top_k
+            params["top_k"] = checked("top_k", positive_int, top_k)
         if function_to_apply is not None:
             if function_to_apply not in _SCORE_FUNCTIONS:
                 raise ValueError(
@@ -351,9 +377,9 @@ class SkeletonFeatureExtractionPipeline(_SkeletonPipeline):
     def _postprocess_parameters(self, pool: bool | None = None, return_tensors: bool | None = None) -> dict[str, Any]:
         params: dict[str, Any] = {}
         if pool is not None:
-            params["pool"] = bool(pool)
+            params["pool"] = checked("pool", flag, pool)
         if return_tensors is not None:
-            params["return_tensors"] = bool(return_tensors)
+            params["return_tensors"] = checked("return_tensors", flag, return_tensors)
         return params
 
     def postprocess(self, model_outputs: Any, pool: bool = True, return_tensors: bool = False) -> Any:

@@ -10,7 +10,6 @@ other skeleton sources' joints to the NTU layout (`joint_layout`), is `skeleton_
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ import torch
 from transformers import BatchFeature, FeatureExtractionMixin
 
 from ._compat import is_loading_argument
+from .checks import checked, finite_real, flag, integer, positive_int
 from .skeletons.layouts import (
     SkeletonInput,
     count_valid_frames,
@@ -41,20 +41,8 @@ from .transforms import (
 # Each takes the option's value and returns the value to store, or raises ValueError naming what is wrong.
 
 
-def _positive_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _finite_real(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"must be a finite number, got {value!r}")
-    return float(value)
-
-
 def _ratio(value: Any) -> float:
-    value = _finite_real(value)
+    value = finite_real(value)
     if not 0.0 < value <= 1.0:
         raise ValueError(f"must be in (0, 1], got {value!r}")
     return value
@@ -70,16 +58,10 @@ def _ratio_range(value: Any) -> list[float]:
 
 
 def _angle(value: Any) -> float:
-    value = _finite_real(value)
+    value = finite_real(value)
     if not 0.0 <= value <= math.pi:
         raise ValueError(f"must be an angle in radians within [0, pi], got {value!r}")
     return value
-
-
-def _flag(value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"must be True or False, got {value!r}")
-    return bool(value)
 
 
 def _joint_layout(value: Any) -> str:
@@ -108,14 +90,14 @@ def _joint_axes(value: Any) -> str | None:
 
 
 _OPTION_CHECKS: dict[str, Callable[[Any], Any]] = {
-    "num_frames": _positive_int,
-    "num_joints": _positive_int,
-    "num_channels": _positive_int,
-    "max_persons": _positive_int,
+    "num_frames": positive_int,
+    "num_joints": positive_int,
+    "num_channels": positive_int,
+    "max_persons": positive_int,
     "eval_crop_ratio": _ratio,
     "train_crop_ratio_range": _ratio_range,
-    "min_train_frames": _positive_int,
-    "do_random_rotation": _flag,
+    "min_train_frames": positive_int,
+    "do_random_rotation": flag,
     "rotation_range": _angle,
     "joint_layout": _joint_layout,
     "joint_units": _joint_units,
@@ -158,8 +140,9 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
 
     Sequences are in the NTU RGB+D joint layout (`joint_layout="ntu"`), or in another skeleton source's
     (`joint_layout="h36m"`, ...; see `mamp_hub.skeletons.to_ntu`): those are converted to NTU joints, metres and axes
-    and centred as the standard NTU files are (the first person's spine-middle joint of its first frame at the
-    origin) before the crop.
+    and centred as the standard NTU files are (the spine-middle joint of the first person present, in its first
+    frame, at the origin) before the crop. In every joint layout, frames and persons that are all zeros (padding,
+    absent persons) stay zeros.
 
     Args:
         num_frames (`int`, *optional*, defaults to 120):
@@ -324,64 +307,54 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
         Raises:
             ValueError: for input that is not numeric, empty, in no layout, or that yields NaN or infinite values.
         """
-        if return_tensors not in ("pt", "np"):
-            raise ValueError(f"`return_tensors` must be 'pt' or 'np', got {return_tensors!r}.")
-        if generator is not None and seed is not None:
-            raise ValueError("Pass either `generator` or `seed`, not both.")
-        if seed is not None:
-            if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-                raise ValueError(f"`seed` must be an integer, got {seed!r}.")
-            generator = torch.Generator().manual_seed(int(seed))
-        if training:
-            self._check_rotation()
-
-        samples = self.time_major_rows(sequences, layout)
-        batch_size, persons, channels = len(samples), self.max_persons, self.num_channels
-
-        # Each sample is read where it lies (rows of a memory map, say): stacking the batch would copy all of it.
-        if valid_frames is None:
-            valid_frames = np.array([count_valid_frames(sample) for sample in samples])
-        else:
-            valid_frames = self._checked_valid_frames(valid_frames, samples)
+        generator = self._checked_call_options(training, return_tensors, generator, seed)
+        samples = self._read(sequences, layout)  # B arrays (T_b, M*V*C)
+        valid_frames = self._valid_frames(samples, valid_frames)
         start, length = self._crop_windows(valid_frames, training, generator)
         values = self._resize(samples, start, length)  # (B, M, num_frames, V*C)
         if training and self.do_random_rotation:
-            angles = draw_rotation_angles(batch_size, self.rotation_range, generator)
-            rotation = rotation_matrices(angles).numpy().astype(np.float32).transpose(0, 2, 1)  # row vectors: p @ R^T
-            # NumPy's matmul runs one BLAS product per sample: several times faster than torch.bmm at k = n = 3.
-            values = torch.from_numpy(values.numpy().reshape(batch_size, -1, channels) @ rotation)
+            values = self._rotate(values, generator)
+        return self._output(values, return_tensors)
 
-        values = values.view(batch_size, persons, self.num_frames, self.num_joints, channels)
-        _check_finite(values)
-        present_persons = present_person_slots(values)
-        if return_tensors == "np":
-            return BatchFeature({"skeleton_values": values.numpy(), "present_persons": present_persons.numpy()})
-        return BatchFeature({"skeleton_values": values, "present_persons": present_persons})
+    # ------------------------------------------------------------------ the steps of `__call__`
 
-    def time_major_rows(self, sequences: SkeletonInput, layout: str | None = None) -> list[np.ndarray]:
-        """How `__call__` reads its input: one `(T_b, max_persons * num_joints * num_channels)` float32 array of NTU
-        rows per sequence (converted from `joint_layout`), each read where it lies when it already is one.
+    def _checked_call_options(
+        self, training: bool, return_tensors: str, generator: torch.Generator | None, seed: int | None
+    ) -> torch.Generator | None:
+        """The generator of the training randomness, after checking `__call__`'s options."""
+        if return_tensors not in ("pt", "np"):
+            raise ValueError(f"`return_tensors` must be 'pt' or 'np', got {return_tensors!r}.")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(f"`generator` must be a torch.Generator, got {type(generator).__name__}; or pass `seed`.")
+        if generator is not None and seed is not None:
+            raise ValueError("Pass either `generator` or `seed`, not both.")
+        if seed is not None:
+            generator = torch.Generator().manual_seed(checked("seed", integer, seed))
+        if checked("training", flag, training):
+            self._check_rotation()
+        return generator
 
-        Raises:
-            ValueError: for input that is not numeric, empty, or in no layout.
-        """
+    def _read(self, sequences: SkeletonInput, layout: str | None) -> list[np.ndarray]:
+        """Any accepted input -> one (T_b, max_persons * V * C) float32 array per sample, in NTU joints."""
         if self.joint_layout == "ntu":
             samples = time_major_samples(sequences, layout, self.num_joints, self.num_channels, self.max_persons)
         else:
             samples = source_time_major_samples(
                 sequences, layout, self.joint_layout, self.joint_units, self.joint_axes, self.max_persons
             )
-        if len(samples) == 0:
+        if not samples:
             raise ValueError("Got a batch of 0 sequences; pass at least one sequence.")
         empty = [b for b, sample in enumerate(samples) if len(sample) == 0]
         if empty:
             raise ValueError(f"Sequences {empty} have no frames; pass sequences with at least one frame.")
         return samples
 
-    # ------------------------------------------------------------------ crop and resize
-
     @staticmethod
-    def _checked_valid_frames(valid_frames: Sequence[int] | np.ndarray, samples: Sequence[np.ndarray]) -> np.ndarray:
+    def _valid_frames(samples: Sequence[np.ndarray], valid_frames: Sequence[int] | np.ndarray | None) -> np.ndarray:
+        """(B,) valid frames of each sample: the given counts, checked, or counted here."""
+        if valid_frames is None:
+            # Each sample is read where it lies (rows of a memory map, say): stacking the batch would copy all of it.
+            return np.array([count_valid_frames(sample) for sample in samples])
         counts = np.asarray(valid_frames)
         frames = np.array([len(sample) for sample in samples])
         if counts.shape != frames.shape or not np.issubdtype(counts.dtype, np.integer):
@@ -392,6 +365,25 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
         if ((counts < 0) | (counts > frames)).any():
             raise ValueError(f"`valid_frames` {counts.tolist()} must be within 0 and each sequence's frames.")
         return counts
+
+    def _rotate(self, values: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """(B, M, T, V*C) joints, each sample turned by its own random rotation (the official `random_rot`)."""
+        batch_size = len(values)
+        angles = draw_rotation_angles(batch_size, self.rotation_range, generator)
+        rotation = rotation_matrices(angles).numpy().astype(np.float32).transpose(0, 2, 1)  # row vectors: p @ R^T
+        # NumPy's matmul runs one BLAS product per sample: several times faster than torch.bmm at k = n = 3.
+        return torch.from_numpy(values.numpy().reshape(batch_size, -1, self.num_channels) @ rotation)
+
+    def _output(self, values: torch.Tensor, return_tensors: str) -> BatchFeature:
+        """The `BatchFeature` of (B, M, num_frames, V*C) values: `skeleton_values` and `present_persons`."""
+        values = values.view(len(values), self.max_persons, self.num_frames, self.num_joints, self.num_channels)
+        _check_finite(values)
+        present_persons = present_person_slots(values)
+        if return_tensors == "np":
+            return BatchFeature({"skeleton_values": values.numpy(), "present_persons": present_persons.numpy()})
+        return BatchFeature({"skeleton_values": values, "present_persons": present_persons})
+
+    # ------------------------------------------------------------------ crop and resize
 
     def _crop_windows(
         self, valid_frames: np.ndarray, training: bool, generator: torch.Generator | None
@@ -472,7 +464,7 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
         return resolve_layout(
             shape,
             layout,
-            batched,
+            None if batched is None else checked("batched", flag, batched),
             joint_layout=self.joint_layout,
             num_joints=self.num_joints,
             num_channels=self.num_channels,

@@ -4,13 +4,14 @@ loud failure for runs that diverge. Used by the recipes in `training/` and by `e
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import nn
 from transformers import Trainer
+from transformers.trainer_utils import has_length
 
 from .data.collator import PaddedSkeletonCollator
 
@@ -31,7 +32,8 @@ class SkeletonTrainer(Trainer):
     """`Trainer` with separate training and evaluation batching, as the authors' loaders have, that fails loudly.
 
     Training batches come from `data_collator` (random crop and rotation) and, with `dataloader_drop_last=True`,
-    are always full: the schedule sees the paper's batch size and the heads' BatchNorm never gets a batch of one.
+    are always full: the schedule sees the paper's batch size and the heads' BatchNorm never gets a batch of one (a
+    training set smaller than one batch is then refused, naming the batch options, as no step would run).
     A `PaddedSkeletonCollator` there yields padded rows instead, whose transform `training_step` runs on the batch's
     device (`PaddedSkeletonCollator.model_inputs`) before the forward.
     Evaluation batches come from `eval_data_collator` (central crop) and keep every test clip.
@@ -45,9 +47,28 @@ class SkeletonTrainer(Trainer):
             batches), e.g. `SkeletonDataCollator(processor, training=False)`.
     """
 
+    # The options that set the training batch, as this trainer's users write them (a recipe names its own).
+    batch_size_option = "per_device_train_batch_size"
+    drop_last_option = "dataloader_drop_last"
+
     def __init__(self, *args: Any, eval_data_collator: Callable, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.eval_data_collator = eval_data_collator
+
+    def get_train_dataloader(self):
+        dataloader = super().get_train_dataloader()
+        # With `dataloader_drop_last`, a training set smaller than one batch (over all processes) makes epochs of no
+        # step: a data loader of length 0, which Trainer takes for one without a length and asks for `max_steps`.
+        if self.args.dataloader_drop_last and has_length(dataloader) and len(dataloader) == 0:
+            clips, processes = len(self.train_dataset), self.args.world_size
+            batch = self.args.per_device_train_batch_size * processes
+            raise ValueError(
+                f"The training set has {clips} clips, fewer than one training batch of {batch}"
+                + (f" ({processes} processes)" if processes > 1 else "")
+                + f", and {self.drop_last_option}=true drops an incomplete batch, so no step would run; lower "
+                f"{self.batch_size_option} or set {self.drop_last_option}=false (to train on the incomplete batch)."
+            )
+        return dataloader
 
     def training_step(
         self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: torch.Tensor | int | None = None
@@ -89,12 +110,12 @@ class SkeletonTrainer(Trainer):
             return super().get_test_dataloader(test_dataset)
 
 
-def non_finite_tensors(model: nn.Module, limit: int = 3) -> list[str]:
-    """Names of (at most `limit` of) the parameters and buffers of `model` holding a NaN or an infinity."""
+def non_finite_tensors(model: nn.Module | Mapping[str, torch.Tensor], limit: int = 3) -> list[str]:
+    """Names of (at most `limit` of) the parameters and buffers of `model` (or the tensors of a state dict) holding
+    a NaN or an infinity."""
+    tensors = model.state_dict() if isinstance(model, nn.Module) else model
     names = [
-        name
-        for name, tensor in model.state_dict().items()
-        if tensor.is_floating_point() and not torch.isfinite(tensor).all()
+        name for name, tensor in tensors.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()
     ]
     return names[:limit] + ([f"{len(names) - limit} more"] if len(names) > limit else [])
 

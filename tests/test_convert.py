@@ -253,6 +253,11 @@ def _write_bad_checkpoint(kind: str, path, reference) -> None:
     elif kind == "no head":
         state_dict = {k: v for k, v in reference.state_dict("finetune").items() if not k.startswith("head.")}
         torch.save({"model": state_dict}, path)
+    elif kind == "diverged":
+        state_dict = reference.state_dict("finetune")
+        state_dict["blocks.0.attn.qkv.weight"] = state_dict["blocks.0.attn.qkv.weight"].clone()  # not the fixture's
+        state_dict["blocks.0.attn.qkv.weight"][3, 1] = float("inf")
+        torch.save({"model": state_dict}, path)
     elif kind == "directory":
         path.mkdir()
     # "missing": nothing is written
@@ -270,6 +275,7 @@ def _write_bad_checkpoint(kind: str, path, reference) -> None:
         ("other model", "has no 'joints_embed.proj.weight': it is not a MAMP checkpoint"),
         ("truncated", "has no 'temp_embed'"),
         ("no head", "neither a decoder ('decoder_pred.weight') nor"),
+        ("diverged", "weights hold NaN or infinite values (blocks.0.attn.qkv.weight)"),
     ],
 )
 def test_files_that_are_not_mamp_checkpoints_are_explained(reference, tmp_path, capsys, kind, message):

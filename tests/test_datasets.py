@@ -25,6 +25,7 @@ from mamp_hub.data import (
     semi_supervised_subset,
 )
 from mamp_hub.data.npz import ALIGNMENT
+from mamp_hub.pipelines import load_skeleton_file
 from mamp_hub.skeletons import ACTION_NAMES, NTU_BONES, NTU_MIRROR_PAIRS, NTU_PARENTS, get_id2label
 from mamp_hub.skeletons.layouts import count_valid_frames
 
@@ -90,6 +91,45 @@ def test_realign_npz_copies_a_savez_file_with_aligned_arrays(ntu60_file, tmp_pat
     assert all(array.ctypes.data % ALIGNMENT == 0 for array in arrays.values())
     np.testing.assert_array_equal(arrays["x_train"], x[:8])
     np.testing.assert_array_equal(arrays["y_test"], y[8:])
+
+
+def write_bad_files(folder) -> dict[str, object]:
+    """Files that are not what their names say, cut short, damaged, or of Python objects -> the path of each."""
+    np.save(folder / "clips.npy", np.zeros((2, 30, 150), np.float32))
+    objects = np.array([{"joints": 1}], dtype=object)
+    np.savez(folder / "objects.npz", x_train=objects, y_train=np.zeros(1), x_test=objects, y_test=np.zeros(1))
+    np.save(folder / "objects.npy", np.array([{"joints": 1}], dtype=object), allow_pickle=True)
+    np.savez_compressed(folder / "crc.npz", x_train=np.random.default_rng(0).normal(size=(2, 300, 150)))
+    damaged = bytearray((folder / "crc.npz").read_bytes())
+    damaged[2000:2100] = bytes(100)
+    (folder / "crc.npz").write_bytes(damaged)
+    (folder / "garbage.npy").write_bytes(b"not an array at all" * 8)
+    (folder / "garbage.npz").write_bytes(b"not an archive at all" * 8)
+    (folder / "cut.npy").write_bytes((folder / "clips.npy").read_bytes()[:300])
+    return {path.name: path for path in folder.iterdir()}
+
+
+@pytest.mark.parametrize(
+    ("reader", "name", "message"),
+    [
+        (NpzSkeletonDataset, "clips.npy", "is a .npy file of one array, not an .npz file .*load this one with np.load"),
+        (load_npz, "clips.npy", "is a .npy file of one array, not an .npz file"),
+        (NpzSkeletonDataset, "garbage.npz", r"is no zip archive \(cut short, or in another format\)"),
+        (NpzSkeletonDataset, "objects.npz", "Array 'x_train' of .*objects.npz' holds Python objects"),
+        (load_npz, "crc.npz", "Array 'x_train' of .*crc.npz' is truncated or damaged"),
+        (load_skeleton_file, "objects.npy", "objects.npy' holds Python objects .*does not load"),
+        (load_skeleton_file, "objects.npz", "Array 'x_test' of .*objects.npz' holds Python objects"),
+        (load_skeleton_file, "garbage.npy", "garbage.npy' is not a NumPy array: it does not start with a valid .npy"),
+        (load_skeleton_file, "garbage.npz", "garbage.npz' is no zip archive"),
+        (load_skeleton_file, "cut.npy", "cut.npy' is truncated or damaged"),
+    ],
+)
+def test_files_that_are_not_what_they_claim_are_refused_naming_them(tmp_path, reader, name, message):
+    """Every reader of skeleton files names the file (and the array) and never suggests unpickling it."""
+    paths = write_bad_files(tmp_path)
+    with pytest.raises(ValueError, match=message) as error:
+        reader(paths[name])
+    assert "allow_pickle" not in str(error.value) and "pickle.load" not in str(error.value)
 
 
 def test_ntu_dataset_items_and_names(ntu60_file):
@@ -331,7 +371,7 @@ def test_array_dataset_refuses_bad_input(sequences, labels, kwargs, message):
         (100, float("nan"), r"got nan"),
         (100, "0.1", r"got '0\.1'"),
         (50, 0.01, r"`ratio` 0\.01 of 50 samples keeps 0"),
-        (0, 0.5, r"of 0 samples keeps 0"),
+        (0, 0.5, r"`num_samples` must be a positive integer, got 0"),
     ],
 )
 def test_semi_supervised_ratio_out_of_range(ntu60_file, num_samples, ratio, message):

@@ -103,6 +103,13 @@ def test_bad_items_are_refused_in_the_loader_not_on_the_device(change, message):
         PaddedSkeletonCollator(MampSkeletonProcessor())([])
 
 
+def test_bad_collator_options_are_refused():
+    with pytest.raises(ValueError, match="processor is of type str; pass the MampSkeletonProcessor"):
+        PaddedSkeletonCollator("processor")
+    with pytest.raises(ValueError, match="return_labels"):
+        PaddedSkeletonCollator(MampSkeletonProcessor(), return_labels="yes")
+
+
 def test_skeleton_trainer_transforms_padded_batches_in_the_training_step(tmp_path, monkeypatch):
     """Given a `PaddedSkeletonCollator`, `SkeletonTrainer` hands the model the transformed batch."""
     from transformers import TrainingArguments

@@ -131,7 +131,7 @@ def run_failing(argv: list[str], capsys, monkeypatch) -> str:
         ("not_mamp", "describes a 'bert' model"),
         ("missing_output_folder", "does not exist"),
         ("classification_of_pretrained", "no classification head; pass --task features"),
-        ("negative_opset", "opset_version must be between 18 and"),
+        ("negative_opset", "opset_version must be an integer between 18 and"),
         ("nan_atol", "atol must be a difference >= 0, got nan"),
     ],
 )

@@ -100,6 +100,18 @@ def test_a_batch_gives_one_list_per_clip(checkpoint, classifier, batch_size):
             assert_top_k_of(predictions, clip_logits)
 
 
+def test_a_list_is_a_list_of_clips_each_read_on_its_own(checkpoint, classifier):
+    """A one-person (frames, 25, 3) clip and a two-person (2, frames, 25, 3) clip in one list: each is read as the
+    processor reads a list's clips (the second alone would be ambiguous: two persons, or a batch of two clips)."""
+    one, other = clips(2)
+    two = np.stack([other, other[::-1]])
+    logits = direct(checkpoint, [one, two]).logits
+    for batch_size in (1, 2):
+        results = classifier([one, two], batch_size=batch_size)
+        for predictions, clip_logits in zip(results, logits, strict=True):
+            assert_top_k_of(predictions, clip_logits)
+
+
 def test_an_array_or_file_of_several_clips_is_a_batch(checkpoint, classifier, tmp_path):
     rows = np.zeros((3, 300, 150), np.float32)  # the rows of an NTU .npz file: zero-padded, two person slots
     for index, clip in enumerate(clips(3)):
@@ -153,6 +165,28 @@ def test_another_joint_layout_is_to_ntu_then_the_processor_and_model(checkpoint,
     assert_top_k_of(h36m_classifier(ntu, joint_layout="ntu"), expected)  # the call's layout wins
 
 
+def test_a_call_option_changes_what_it_names_and_nothing_else(checkpoint, tmp_path):
+    """A saved (or pipeline-wide) `joint_units="mm"` holds when a call names the same `joint_layout`; a different
+    layout drops it and says so."""
+    rng = np.random.default_rng(2)
+    h36m = (rng.normal(size=(60, 17, 3)) * 0.3 + [0, 0, 3]).astype(np.float32)
+    folder = tmp_path / "h36m_mm"
+    MampForSkeletonClassification.from_pretrained(checkpoint).save_pretrained(folder)
+    MampSkeletonProcessor(num_frames=16, joint_layout="h36m", joint_units="mm").save_pretrained(folder)
+    expected = pipeline("skeleton-action-recognition", model=str(checkpoint), joint_layout="h36m")(h36m)
+    saved = pipeline("skeleton-action-recognition", model=str(folder))
+    made_with = pipeline("skeleton-action-recognition", model=str(checkpoint), joint_layout="h36m", joint_units="mm")
+    for classifier in (saved, made_with):
+        assert as_scores(classifier(h36m * 1000)) == pytest.approx(as_scores(expected), abs=ATOL)
+        assert as_scores(classifier(h36m * 1000, joint_layout="h36m")) == pytest.approx(as_scores(expected), abs=ATOL)
+        swapped = h36m[:, :, [0, 2, 1]] * 1000  # y and z swapped: only the axes change
+        scores = as_scores(classifier(swapped, joint_axes="-x z -y"))
+        assert scores == pytest.approx(as_scores(expected), abs=ATOL)
+        with pytest.warns(UserWarning, match=r"joint_layout='smpl' replaces .*'h36m', so its joint_units='mm'"):
+            classifier(np.zeros((30, 24, 3), np.float32), joint_layout="smpl")
+        assert classifier.feature_extractor.joint_units == ("mm" if classifier is saved else None)  # unchanged
+
+
 def test_the_absent_persons_are_skipped(classifier):
     seen = []
     hook = classifier.model.register_forward_pre_hook(
@@ -188,14 +222,14 @@ def test_feature_extraction_gives_the_pooled_embedding(checkpoint):
         (lambda path: [np.zeros((30, 25, 3)), 7], {}, "Got input of type int where skeletons"),
         (lambda path: "walking", {}, "'walking' is not a .npy or .npz file"),
         (lambda path: path / "missing.npy", {}, "There is no file at .*missing.npy"),
-        (lambda path: path / "text.npy", {}, "could not be read as a .npy file"),
+        (lambda path: path / "text.npy", {}, "text.npy' is not a NumPy array: it does not start with a valid .npy"),
         (lambda path: path / "clip.npz", {"npz_key": "x_train"}, r"has no array 'x_train' \(it has \['y'\]\)"),
         (lambda path: path / "clip.npz", {}, r"has no array 'x_test' or 'x'"),
         (lambda path: [], {}, "Got no clips"),
         (lambda path: [np.zeros((3, 30, 150))], {}, "holds a batch of 3 clips"),
         (lambda path: np.zeros((30, 24, 3)), {}, "fits no supported layout"),
         (lambda path: np.zeros((2, 30, 25, 3)), {}, "ambiguous.*pass `layout=`"),
-        (lambda path: np.zeros((30, 25, 3)), {"top_k": 0}, "top_k must be a positive integer, got 0"),
+        (lambda path: np.zeros((30, 25, 3)), {"top_k": 0}, "`top_k` must be a positive integer, got 0"),
         (lambda path: np.zeros((30, 25, 3)), {"function_to_apply": "relu"}, "function_to_apply must be one of"),
         (lambda path: np.zeros((30, 25, 3)), {"joint_layout": "bvh"}, "`joint_layout` must be 'ntu' or a skeleton"),
         (lambda path: np.zeros((30, 25, 3)), {"joint_units": "mm"}, r"\['joint_units'\] apply to another joint_layout"),

@@ -14,7 +14,7 @@ from safetensors.numpy import load_file
 from transformers import AutoFeatureExtractor
 
 from mamp_hub import MampSkeletonProcessor
-from mamp_hub.skeletons import to_ntu
+from mamp_hub.skeletons import SKELETON_SOURCES, SOURCE_JOINT_COUNTS, to_ntu
 from mamp_hub.skeletons.layouts import centre_on_first_frame, count_valid_frames
 from mamp_hub.transforms import rotation_matrices
 
@@ -242,7 +242,7 @@ def test_save_and_load(tmp_path):
         ),
         (lambda: np.zeros((0, 300, 150), np.float32), {}, "batch of 0 sequences"),  # an empty batch
         (lambda: np.full((300, 150), "a"), {}, "dtype <U1"),  # not numbers
-        (lambda: [np.ones((30, 150)), "walking"], {}, "Sequence 1 is not a numeric array"),
+        (lambda: [np.ones((30, 150)), "walking"], {}, "Sequence 1 must hold real coordinates .*got a str 'walking'"),
         (lambda: np.ones((300, 150), np.complex64), {}, "complex64"),
         (lambda: np.full((300, 150), np.nan, np.float32), {}, "NaN or infinite"),
         (lambda: np.full((300, 150), np.inf, np.float32), {}, "NaN or infinite"),
@@ -377,6 +377,29 @@ def test_other_joint_layouts_are_converted_to_ntu_and_centred_then_cropped():
     assert single[:, 1].abs().sum() == 0
 
 
+@pytest.mark.parametrize("max_persons", [1, 2])
+@pytest.mark.parametrize("joint_layout", ["ntu", *SKELETON_SOURCES])
+def test_padding_and_absent_persons_are_nothing_in_every_joint_layout(joint_layout, max_persons):
+    """Zero frames after a clip (padding) and all-zero persons mean "nothing there" in every joint layout and slot
+    count: a padded clip gives what the trimmed clip gives, as does a clip with an empty person slot."""
+    joints = 25 if joint_layout == "ntu" else SOURCE_JOINT_COUNTS[joint_layout][0]
+    rng = np.random.default_rng(1)
+    clip = (rng.normal(size=(40, joints, 3)) * 0.3 + [0.0, 1.0, 3.0]).astype(np.float32)
+    padded = np.concatenate([clip, np.zeros((60, joints, 3), np.float32)])
+    processor = MampSkeletonProcessor(num_frames=24, max_persons=max_persons, joint_layout=joint_layout)
+    trimmed = processor(clip)["skeleton_values"]
+    assert trimmed.abs().sum() > 0
+    torch.testing.assert_close(processor(padded)["skeleton_values"], trimmed, rtol=0, atol=0)
+    torch.testing.assert_close(processor([padded, clip])["skeleton_values"], trimmed.expand(2, -1, -1, -1, -1))
+    if max_persons == 2:  # an empty slot, first or second, leaves the present person's values as they were
+        empty = np.zeros_like(padded)
+        second_absent = processor(np.stack([padded, empty]), layout="MTVC")["skeleton_values"]
+        first_absent = processor(np.stack([empty, padded]), layout="MTVC")["skeleton_values"]
+        torch.testing.assert_close(second_absent, trimmed, rtol=0, atol=0)
+        torch.testing.assert_close(first_absent[:, 1], trimmed[:, 0], rtol=0, atol=0)
+        assert not first_absent[:, 0].any()
+
+
 def test_joint_units_and_axes_reach_to_ntu():
     sequences = h36m_sequences(2, [50, 30]) * 1000  # millimetres
     sequences = sequences[..., [0, 2, 1]]  # y and z swapped: "-x z -y" brings them to NTU's axes
@@ -396,7 +419,7 @@ def test_centring_is_the_standard_preparations_rule():
     two_actors[0, :10, :75] = 0  # actor 1 comes in late: the origin is its first frame
     two_actors[1, 30:, 75:] = 0  # actor 2 leaves: those frames stay zero
     two_actors[2, :5] = 0
-    one_actor[1, 20:25] = 0  # a lone actor's empty frames are moved like the others (no second actor to keep apart)
+    one_actor[1, 20:25] = 0  # a lone actor's empty frames (padding) stay zero too
     for batch in (one_actor, two_actors):
         expected = np.stack([centre_on_first_frame(sequence.copy()) for sequence in batch])
         np.testing.assert_array_equal(centre_on_first_frame(batch.copy()), expected)
@@ -405,6 +428,7 @@ def test_centring_is_the_standard_preparations_rule():
     np.testing.assert_array_equal(centred[0, 10, 3:6], 0)
     np.testing.assert_allclose(centred[0, 20, :75], two_actors[0, 20, :75] - np.tile(two_actors[0, 10, 3:6], 25))
     assert not centred[1, 30:, 75:].any()
+    assert not centre_on_first_frame(one_actor.copy())[1, 20:25].any()
     assert not centre_on_first_frame(np.zeros((2, 10, 150), np.float32)).any()  # nothing to centre on
 
 

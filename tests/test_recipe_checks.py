@@ -21,6 +21,7 @@ from conftest import SMALL_MODEL, pretrain_recipe, tiny_config
 from transformers import TrainerCallback
 
 from mamp_hub import MampForMaskedMotionPrediction
+from mamp_hub.data import NpzSkeletonDataset
 from mamp_hub.trainer import SkeletonTrainer, TrainingDivergedError
 from training.checkpoints import RECORD_NAME, RunRecord
 from training.config import load_config
@@ -174,6 +175,27 @@ def test_saving_weights_that_are_not_finite_is_refused(tmp_path):
     with pytest.raises(TrainingDivergedError, match=r"step 0: the weights mamp\.layernorm\.weight are not finite"):
         trainer.save_model(str(tmp_path / "final"))
     assert not (tmp_path / "final").exists()
+
+
+def test_a_training_set_smaller_than_one_batch_is_named_or_trains_on_the_incomplete_batch(
+    synthetic_npz, tmp_path, capsys
+):
+    """With drop_last, fewer clips than one batch made epochs of no step, which Trainer reported as "args.max_steps
+    must be set to a positive value if dataloader does not have a length"."""
+    clips = len(NpzSkeletonDataset(synthetic_npz, split="train"))
+    batch = f"schedule.global_batch_size={clips + 8}"
+    expected = (
+        rf"The training set has {clips} clips, fewer than one training batch of {clips + 8}, and "
+        r"trainer\.dataloader_drop_last=true drops an incomplete batch, so no step would run; lower "
+        r"schedule\.global_batch_size or set trainer\.dataloader_drop_last=false"
+    )
+    with pytest.raises(ValueError, match=expected):
+        run(pretrain_recipe(synthetic_npz, tmp_path / "refused", batch), callbacks=[NoTraining()])
+    metrics = run(pretrain_recipe(synthetic_npz, tmp_path / "trained", batch, "trainer.dataloader_drop_last=false"))
+    assert (
+        metrics["train_samples"] == clips
+        and json.loads((tmp_path / "trained" / "trainer_state.json").read_text())["global_step"] == 1
+    )
 
 
 @pytest.mark.slow

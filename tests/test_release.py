@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from huggingface_hub import ModelCard
 
 from mamp_hub import MampForMaskedMotionPrediction, MampForSkeletonClassification
 from mamp_hub.skeletons import get_id2label
+from mamp_hub.tools import release
 from mamp_hub.tools.release import RELEASES, REPORTED_TOP1, ReleaseError, find_checkpoints, main
 
 ORG = "mamp-test"
@@ -122,6 +124,64 @@ def test_checkpoints_that_cannot_be_identified_are_refused(
     save_official(reference, tmp_path / path, stage, num_classes=num_classes, data_path=data_path)
     with pytest.raises(ReleaseError, match=message):
         find_checkpoints(tmp_path)
+
+
+def with_nan_weight(path: Path) -> None:
+    checkpoint = torch.load(path, weights_only=False)
+    checkpoint["model"]["blocks.1.mlp.fc1.weight"][0, 0] = float("nan")
+    torch.save(checkpoint, path)
+
+
+@pytest.mark.parametrize(
+    ("broken", "setup", "message"),
+    [
+        (LINEAR_60, with_nan_weight, r"weights hold NaN or infinite values \(blocks.1.mlp.fc1.weight\)"),
+        (LINEAR_60, lambda path: None, "its head has 51 classes, but the released checkpoints have 60 .* or 120"),
+        (FINETUNE_120, lambda path: None, r"cannot be converted: .*hidden_size \(32\) must be divisible .* \(5\)"),
+    ],
+)
+def test_a_bad_checkpoint_among_good_ones_is_named_and_nothing_is_written(
+    reference, tmp_path, capsys, broken, setup, message
+):
+    """The error names the file (and the weight), in one line, suggests no option mamp-release lacks, and comes
+    before any folder is written."""
+    source, output = tmp_path / "source", tmp_path / "released"
+    build_source(reference, source)
+    if broken == LINEAR_60:
+        save_official(reference, source / LINEAR_60, "linear", num_classes=60 if setup is with_nan_weight else 51)
+    else:
+        save_official(reference, source / FINETUNE_120, "finetune", num_classes=120, num_heads=5)
+    setup(source / broken)
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(source), "--output-dir", str(output), "--org", ORG])
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and error.count("\n") == 1 and error.startswith("mamp-release: error: ")
+    assert broken in error and re.search(message, error), error
+    assert "action names were given" not in error and "--num-heads" not in error and "--force" not in error
+    assert not output.exists()
+
+
+def test_a_failure_while_writing_leaves_no_half_written_folder(reference, tmp_path, monkeypatch):
+    source, output = tmp_path / "source", tmp_path / "released"
+    save_official(reference, source / LINEAR_60, "linear", num_classes=60)
+    folder = output / "mamp-ntu60-xsub-linear"
+
+    def failing_card(*args, **kwargs):
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patch:  # the model files are written, the card is not
+        patch.setattr(release, "render_release_card", failing_card)
+        with pytest.raises(SystemExit):
+            main([str(source), "--output-dir", str(output), "--org", ORG])
+    assert list(output.iterdir()) == []
+    main([str(source), "--output-dir", str(output), "--org", ORG])
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    with monkeypatch.context() as patch:  # a later run that fails leaves the earlier folder as it was
+        patch.setattr(release, "render_release_card", failing_card)
+        with pytest.raises(SystemExit):
+            main([str(source), "--output-dir", str(output), "--org", ORG, "--with-code"])
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+    assert [path.name for path in output.iterdir()] == [folder.name]
 
 
 def test_two_files_for_one_repository_are_refused(reference, tmp_path):

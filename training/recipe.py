@@ -57,6 +57,9 @@ class RecipeTrainer(SkeletonTrainer):
     sampled theirs (`training/sampling.py`).
     """
 
+    batch_size_option = "schedule.global_batch_size"
+    drop_last_option = "trainer.dataloader_drop_last"
+
     def __init__(self, *args: Any, run_record: RunRecord, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.run_record = run_record

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..checks import checked, flag
 from ..processing_mamp import MampSkeletonProcessor, _check_finite
-from ..skeletons.layouts import count_valid_frames
 from ..transforms import transform_padded_batch
 
 
@@ -45,6 +45,14 @@ class SkeletonDataCollator:
     layout: str | None = None
     generator: torch.Generator | None = None
     return_labels: bool = True
+
+    def __post_init__(self) -> None:
+        if not callable(self.processor):
+            raise ValueError(
+                f"processor is of type {type(self.processor).__name__}; pass the MampSkeletonProcessor saved with the model."
+            )
+        self.training = checked("training", flag, self.training)
+        self.return_labels = checked("return_labels", flag, self.return_labels)
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         sequences, layout, valid_frames = _unpack(features, self.processor, self.layout)
@@ -105,13 +113,19 @@ class PaddedSkeletonCollator:
     generator: torch.Generator | None = None
     return_labels: bool = True
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.processor, MampSkeletonProcessor):
+            raise ValueError(
+                f"processor is of type {type(self.processor).__name__}; pass the MampSkeletonProcessor saved with the "
+                "model."
+            )
+        self.return_labels = checked("return_labels", flag, self.return_labels)
+
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         sequences, layout, valid_frames = _unpack(features, self.processor, self.layout)
-        samples = self.processor.time_major_rows(sequences, layout)
-        if valid_frames is None:
-            valid_frames = np.array([count_valid_frames(sample) for sample in samples])
-        else:
-            valid_frames = MampSkeletonProcessor._checked_valid_frames(valid_frames, samples)
+        # The processor's own reading and valid-frame steps: the same items are accepted, or refused, alike.
+        samples = self.processor._read(sequences, layout)
+        valid_frames = self.processor._valid_frames(samples, valid_frames)
         # At least one frame: an all-zero sequence reads its first (zero) frame.
         padded = np.empty((len(samples), max(valid_frames.max(), 1), samples[0].shape[1]), dtype=np.float32)
         for rows, sample, valid in zip(padded, samples, valid_frames, strict=True):

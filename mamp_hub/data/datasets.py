@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import numbers
 import os
-import zipfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,9 +21,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
+from ..checks import checked, flag, integer, positive_int
 from ..skeletons import get_id2label
 from ..skeletons.layouts import LAYOUT_NDIMS, count_valid_frames
-from .npz import load_npz
+from .npz import load_npz, npz_array_names
 
 __all__ = [
     "SPLITS",
@@ -137,7 +137,16 @@ class ArraySkeletonDataset(Dataset):
         layout: str | None = None,
         id2label: Mapping[int, str] | None = None,
     ) -> None:
+        if isinstance(sequences, (str, bytes)) or not isinstance(sequences, (np.ndarray, torch.Tensor, Sequence)):
+            raise ValueError(
+                f"sequences is of type {type(sequences).__name__}; pass an (N, ...) array of sequences or a list of them."
+            )
         if id2label is not None:
+            if not isinstance(id2label, Mapping):
+                raise ValueError(
+                    f"id2label is of type {type(id2label).__name__}; pass a mapping class index -> name, e.g. "
+                    "dict(enumerate(names))."
+                )
             id2label = dict(id2label)
             if not id2label or set(id2label) != set(range(len(id2label))):
                 raise ValueError(
@@ -233,8 +242,8 @@ class NpzSkeletonDataset(ArraySkeletonDataset):
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"Unknown split {split!r}; pass one of {SPLITS}.")
-        with zipfile.ZipFile(path) as archive:
-            has_names = "class_names.npy" in archive.namelist()
+        mmap = checked("mmap", flag, mmap)
+        has_names = "class_names" in npz_array_names(path)
         keys = [f"x_{split}", f"y_{split}"] + (["class_names"] if has_names and id2label is None else [])
         arrays = load_npz(path, keys=keys, mmap=mmap)
         sequences, targets = arrays[f"x_{split}"], arrays[f"y_{split}"]
@@ -316,7 +325,8 @@ def semi_supervised_indices(num_samples: int, ratio: float, seed: int = 0) -> np
     Raises:
         ValueError: `ratio` is not in (0, 1], or keeps no sample of `num_samples`.
     """
-    if not isinstance(ratio, numbers.Real) or not 0.0 < ratio <= 1.0:
+    num_samples, seed = checked("num_samples", positive_int, num_samples), checked("seed", integer, seed)
+    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not 0.0 < ratio <= 1.0:
         raise ValueError(f"`ratio` must be in (0, 1], got {ratio!r}; pass e.g. 0.01 or 0.1.")
     count = int(num_samples * ratio)
     if count < 1:

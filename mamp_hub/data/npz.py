@@ -1,9 +1,10 @@
-"""`.npz` files: memory-mapped reading and aligned, streamed writing of the zip archives NumPy saves.
+"""NumPy's array files: memory-mapped reading of `.npz` archives, aligned and streamed writing of them, and `.npy`.
 
 The standard NTU RGB+D / PKU-MMD files are `np.savez` archives of a few large arrays (a training split of
 NTU-120 is 7 GB). `load_npz` maps the uncompressed members in place instead of reading them; `NpzWriter`
 writes such archives row by row with every array's data aligned, so that those maps are fast to use;
-`realign_npz` rewrites an `np.savez` file that way.
+`realign_npz` rewrites an `np.savez` file that way. `load_npy` reads a `.npy` file. Nothing is ever unpickled: a
+file that is not what it claims, holds Python objects or is cut short raises a `ValueError` that names it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import struct
 import time
 import zipfile
+import zlib
 from collections.abc import Iterable, Sequence
 from typing import IO
 
@@ -21,9 +23,75 @@ import numpy as np
 ALIGNMENT = 64
 # Zip extra-field ID of the padding that aligns the data (the one Android's zipalign writes).
 _ALIGNMENT_EXTRA_ID = 0xD935
+_NPY_MAGIC = b"\x93NUMPY"
 
 
-def _memmap_npz_member(path: str | os.PathLike, info: zipfile.ZipInfo) -> np.ndarray | None:
+def _read_npy_header(file: IO[bytes], what: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran_order, dtype) from the `.npy` header at the file's position, which it leaves at the data.
+
+    Raises:
+        ValueError: naming `what`, when there is no `.npy` header or the array holds Python objects.
+    """
+    try:
+        version = np.lib.format.read_magic(file)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(file)
+        else:
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(file)
+    except ValueError as error:
+        raise ValueError(
+            f"{what} is not a NumPy array: it does not start with a valid .npy header ({error}); pass a file written "
+            "by np.save or np.savez."
+        ) from None
+    if dtype.hasobject:
+        raise ValueError(
+            f"{what} holds Python objects (dtype {dtype}), which mamp-hub does not load: unpickling them could run "
+            "any code. Save the joints as numbers instead, e.g. np.save(path, np.asarray(joints, dtype=np.float32))."
+        )
+    return shape, fortran_order, dtype
+
+
+def _damaged(what: str, error: Exception) -> ValueError:
+    return ValueError(f"{what} is truncated or damaged ({error}); write the file again, or pass another copy.")
+
+
+def load_npy(path: str | os.PathLike) -> np.ndarray:
+    """The array of a `.npy` file, read into memory; nothing is unpickled.
+
+    Raises:
+        ValueError: naming the file, when it is not a `.npy` file, holds Python objects, or is cut short.
+    """
+    what = repr(os.fspath(path))
+    with open(path, "rb") as file:
+        _read_npy_header(file, what)
+        file.seek(0)
+        try:
+            return np.lib.format.read_array(file, allow_pickle=False)
+        except (ValueError, EOFError) as error:
+            raise _damaged(what, error) from None
+
+
+def _npz_archive(path: str | os.PathLike) -> zipfile.ZipFile:
+    """The zip archive of an `.npz` file; a `ValueError` names the file when it is none."""
+    try:
+        return zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        with open(path, "rb") as file:
+            is_npy = file.read(len(_NPY_MAGIC)) == _NPY_MAGIC
+        kind = "a .npy file of one array" if is_npy else "no zip archive (cut short, or in another format)"
+        raise ValueError(
+            f"{os.fspath(path)!r} is {kind}, not an .npz file of named arrays (np.savez); pass an .npz file"
+            + (", or load this one with np.load." if is_npy else ".")
+        ) from None
+
+
+def npz_array_names(path: str | os.PathLike) -> list[str]:
+    """The names of the arrays in an `.npz` file, without reading them."""
+    with _npz_archive(path) as archive:
+        return [info.filename[: -len(".npy")] for info in archive.infolist() if info.filename.endswith(".npy")]
+
+
+def _memmap_npz_member(path: str | os.PathLike, info: zipfile.ZipInfo, what: str) -> np.ndarray | None:
     """Memory map of one uncompressed `.npy` member of a zip archive (None when it cannot be mapped)."""
     with open(path, "rb") as file:
         file.seek(info.header_offset)
@@ -34,15 +102,14 @@ def _memmap_npz_member(path: str | os.PathLike, info: zipfile.ZipInfo) -> np.nda
         name_length = int.from_bytes(local_header[26:28], "little")
         extra_length = int.from_bytes(local_header[28:30], "little")
         file.seek(info.header_offset + 30 + name_length + extra_length)
-        version = np.lib.format.read_magic(file)
-        if version == (1, 0):
-            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(file)
-        else:
-            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(file)
+        shape, fortran_order, dtype = _read_npy_header(file, what)
         offset = file.tell()
-    if dtype.hasobject or 0 in shape:
+    if 0 in shape:
         return None
-    return np.memmap(path, dtype=dtype, mode="r", shape=shape, order="F" if fortran_order else "C", offset=offset)
+    try:
+        return np.memmap(path, dtype=dtype, mode="r", shape=shape, order="F" if fortran_order else "C", offset=offset)
+    except ValueError as error:  # the file ends before the array does
+        raise _damaged(what, error) from None
 
 
 def load_npz(path: str | os.PathLike, keys: Iterable[str] | None = None, mmap: bool = True) -> dict[str, np.ndarray]:
@@ -55,10 +122,16 @@ def load_npz(path: str | os.PathLike, keys: Iterable[str] | None = None, mmap: b
 
     Args:
         path: the `.npz` file.
-        keys: the arrays to return (default: all).
+        keys: the names of the arrays to return (default: all).
         mmap: map uncompressed arrays instead of reading them.
+
+    Raises:
+        ValueError: naming the file (and the array), when it is not an `.npz` file, lacks an array of `keys`, or an
+            array holds Python objects or is cut short.
     """
-    with zipfile.ZipFile(path) as archive:
+    if isinstance(keys, (str, bytes)):
+        raise ValueError(f"keys={keys!r} is one string; pass a list of array names, e.g. [{keys!r}].")
+    with _npz_archive(path) as archive:
         members = {info.filename[: -len(".npy")]: info for info in archive.infolist() if info.filename.endswith(".npy")}
         keys = list(members) if keys is None else list(keys)
         missing = [key for key in keys if key not in members]
@@ -66,11 +139,18 @@ def load_npz(path: str | os.PathLike, keys: Iterable[str] | None = None, mmap: b
             raise ValueError(f"{os.fspath(path)!r} has no array named {missing}; it holds {sorted(members)}.")
         arrays = {}
         for key in keys:
-            info = members[key]
-            array = _memmap_npz_member(path, info) if mmap and info.compress_type == zipfile.ZIP_STORED else None
+            info, what = members[key], f"Array {key!r} of {os.fspath(path)!r}"
+            array = None
+            if mmap and info.compress_type == zipfile.ZIP_STORED:
+                array = _memmap_npz_member(path, info, what)
             if array is None:
                 with archive.open(info) as member:
-                    array = np.lib.format.read_array(member, allow_pickle=False)
+                    _read_npy_header(member, what)
+                    member.seek(0)
+                    try:
+                        array = np.lib.format.read_array(member, allow_pickle=False)
+                    except (ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+                        raise _damaged(what, error) from None
             arrays[key] = array
     return arrays
 

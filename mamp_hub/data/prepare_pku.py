@@ -17,6 +17,9 @@ is reported and skipped, as are unusable instances (a label out of range or not 
 frame, a coordinate that is not a finite number); `<NAME>_skipped.txt` lists them, and instances that were
 kept but clipped (label end beyond the recording, more than 300 frames) are logged as warnings. A download
 without recordings, or without a usable instance, is an error.
+
+Whole recordings, untrimmed, with their action segments (0-based labels, frames `[start, end)`) are read by
+`read_pku_recording` (`iter_pku_recordings` for a folder), for the evaluation of recognition on untrimmed data.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -70,39 +74,128 @@ def read_split_file(path: str | os.PathLike) -> set[str]:
     return {name.strip() for name in lines[1].split(",") if name.strip()}
 
 
+def _read_files(skeleton_path: str | os.PathLike, label_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """The skeleton rows `(frames, 150)` and the label rows `(lines, >= 3)` of one recording, float64, as written.
+
+    Raises:
+        OSError: a file that cannot be read.
+        ValueError: a value that is not a number, lines of the wrong length, or no frame.
+    """
+    with warnings.catch_warnings():  # an empty label file is a recording without actions; no frame is refused below
+        warnings.filterwarnings("ignore", "loadtxt: input contained no data", UserWarning)
+        frames = np.loadtxt(skeleton_path, dtype=np.float64, ndmin=2)
+        annotations = np.loadtxt(label_path, delimiter=",", dtype=np.float64, ndmin=2)
+    if frames.size == 0:
+        raise ValueError("the skeleton file holds no frame")
+    if frames.shape[1] != VALUES_PER_FRAME:
+        raise ValueError(f"skeleton lines have {frames.shape[1]} values, expected {VALUES_PER_FRAME}")
+    if annotations.size and annotations.shape[1] < 3:
+        raise ValueError(f"label lines have {annotations.shape[1]} values, expected label,start,end,...")
+    return frames, annotations
+
+
+def _parse_label_line(values: np.ndarray, index: int) -> tuple[int, int, int]:
+    """`(label 1..51, start, end)` of label line `index` (0-based) from its first three values.
+
+    Raises:
+        ValueError: values that are not whole numbers (a cast would truncate 3.5 and turn nan into a huge number),
+            or a label out of 1..51.
+    """
+    if not np.all(np.isfinite(values) & (values == np.round(values))):
+        text = ",".join(f"{value:g}" for value in values)
+        raise ValueError(f"label line {index + 1} reads {text}; label, start and end must be whole")
+    label, start, end = (int(value) for value in values)
+    if not 1 <= label <= NUM_CLASSES:
+        raise ValueError(f"label {label} is not in 1..{NUM_CLASSES}")
+    return label, start, end
+
+
+def read_pku_recording(
+    skeleton_path: str | os.PathLike, label_path: str | os.PathLike
+) -> tuple[np.ndarray, list[dict[str, int]]]:
+    """One whole (untrimmed) PKU-MMD recording and its action segments.
+
+    Frame numbers are taken as the reference preparation takes them (`pku_gendata.py` of the MAMP code base cuts
+    an instance as the skeleton rows `[start:end]`): `start` is the 0-based index of the first skeleton line of the
+    action and `end` is exclusive. PKU-MMD's own `evaluate.py` measures overlaps the same way (an instance covers
+    `end - start` frames). The dataset's documentation does not say more; readers that take `start` as 1-based
+    and `end` as inclusive exist, and differ from this by one frame at the start.
+
+    Args:
+        skeleton_path: `skeleton/<name>.txt`: one line per frame, 150 values (2 bodies x 25 joints x x/y/z).
+        label_path: `label/<name>.txt`: one line per action, `label,start,end[,confidence]`, label in 1..51.
+
+    Returns:
+        `(skeleton, segments)`: skeleton `(frames, 150)` float32, as written (not centred; a non-finite value is
+        kept, and the processor refuses it); segments `[{"label": 0..50, "start", "end"}, ...]` in the
+        order of the label file (the confidence column is not kept).
+
+    Raises:
+        OSError: a file that cannot be read.
+        ValueError: naming the file (and line): no frame, not numbers, lines of the wrong length, a label out of
+            1..51, a segment with end <= start, a negative start, or one that runs past the recording.
+    """
+    try:
+        frames, annotations = _read_files(skeleton_path, label_path)
+    except ValueError as error:
+        raise ValueError(
+            f"PKU-MMD recording {os.fspath(skeleton_path)!r} / {os.fspath(label_path)!r}: {error}."
+        ) from None
+    segments = []
+    for index, values in enumerate(annotations[:, :3]):
+        where = f"{os.fspath(label_path)!r}, line {index + 1}"
+        try:
+            label, start, end = _parse_label_line(values, index)
+        except ValueError as error:
+            raise ValueError(f"{where}: {error}.") from None
+        if start < 0 or end <= start or end > len(frames):
+            raise ValueError(
+                f"{where}: the action spans frames [{start}, {end}), but a segment needs 0 <= start < end <= "
+                f"{len(frames)}, the frames of {os.fspath(skeleton_path)!r} (end exclusive)."
+            )
+        segments.append({"label": label - 1, "start": start, "end": end})
+    return frames.astype(np.float32), segments
+
+
+def iter_pku_recordings(
+    raw_dir: str | os.PathLike, names: Iterable[str] | None = None
+) -> Iterator[tuple[str, np.ndarray, list[dict[str, int]]]]:
+    """`(name, skeleton (frames, 150), segments)` of each recording of a PKU-MMD folder, read by `read_pku_recording`.
+
+    Args:
+        raw_dir: folder with `skeleton/<name>.txt` and `label/<name>.txt`.
+        names: the recordings to read, in this order (e.g. the test split: the names not in `read_split_file`'s
+            set); default: every `skeleton/*.txt`, in sorted order.
+    """
+    if names is None:
+        skeleton_dir = os.path.join(raw_dir, "skeleton")
+        names = sorted(name.removesuffix(".txt") for name in os.listdir(skeleton_dir) if name.endswith(".txt"))
+    for name in names:
+        skeleton, segments = read_pku_recording(
+            os.path.join(raw_dir, "skeleton", f"{name}.txt"), os.path.join(raw_dir, "label", f"{name}.txt")
+        )
+        yield name, skeleton, segments
+
+
 def extract_instances(skeleton_path: str, label_path: str, max_frames: int = 300) -> RecordingInstances:
     """Action instances of one recording (never raises for bad files: they end up in `skipped`)."""
     recording = os.path.basename(skeleton_path).removesuffix(".txt")
     result = RecordingInstances()
     try:
-        frames = np.loadtxt(skeleton_path, dtype=np.float64, ndmin=2)
-        annotations = np.loadtxt(label_path, delimiter=",", dtype=np.float64, ndmin=2)
+        frames, annotations = _read_files(skeleton_path, label_path)
     except (OSError, ValueError) as error:
         result.skipped.append((recording, f"{type(error).__name__}: {error}"))
         return result
-    if frames.shape[1] != VALUES_PER_FRAME:
-        result.skipped.append((recording, f"skeleton lines have {frames.shape[1]} values, expected {VALUES_PER_FRAME}"))
-        return result
-    if annotations.size and annotations.shape[1] < 3:
-        result.skipped.append(
-            (recording, f"label lines have {annotations.shape[1]} values, expected label,start,end,...")
-        )
-        return result
 
-    # Checked for all lines and frames at once; a cast to int would truncate 3.5 and turn nan into a huge number.
-    values = annotations[:, :3]
-    whole = np.all(np.isfinite(values) & (values == np.round(values)), axis=1)
     with np.errstate(over="ignore"):  # a value beyond the float32 range would be inf in the file
         finite = np.isfinite(frames.astype(np.float32))
     finite_frames = finite.all(axis=1)
-    for index, (label, start, end) in enumerate(np.where(whole[:, None], values, 0).astype(np.int64)):
+    for index, values in enumerate(annotations[:, :3]):
         name = f"{recording}_{index}"
-        if not whole[index]:
-            text = ",".join(f"{value:g}" for value in values[index])
-            result.skipped.append((name, f"label line {index + 1} reads {text}; label, start and end must be whole"))
-            continue
-        if not 1 <= label <= NUM_CLASSES:
-            result.skipped.append((name, f"label {label} is not in 1..{NUM_CLASSES}"))
+        try:
+            label, start, end = _parse_label_line(values, index)
+        except ValueError as error:
+            result.skipped.append((name, str(error)))
             continue
         instance = frames[start:end] if start >= 0 else frames[0:0]
         if instance.size == 0 or instance.sum() == 0:  # the reference leaves all-zero instances out

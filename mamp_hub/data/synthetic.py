@@ -346,6 +346,22 @@ def _subject_bone_scales(num_subjects: int, seed: int) -> np.ndarray:
     return (height * jitter).astype(np.float32)
 
 
+def _draw_parameters(rng: np.random.Generator, num: int, config: SyntheticActionConfig) -> dict[str, np.ndarray]:
+    """Per-sample variation, (num,) each: how fast and wide the movement is, where its cycle starts, when it
+    peaks, how its progress is warped in time, and the heading and camera of the performance."""
+    low, high = np.log(config.speed_range[0]), np.log(config.speed_range[1])
+    return {
+        "speed": np.exp(rng.uniform(low, high, num)),
+        "amplitude": rng.uniform(*config.amplitude_range, num),
+        "phase": rng.uniform(0, 2 * np.pi, num),
+        "level": rng.uniform(0, 1, num),
+        "warp": np.exp(rng.uniform(-0.3, 0.3, num)),
+        "heading": rng.normal(0, 0.15, num),
+        "view_jitter": rng.normal(0, 0.05, num),
+        "pitch": rng.normal(0.1, 0.05, num),
+    }
+
+
 _CHUNK_SIZE = 512  # sequences animated at once: bounds memory (part of what a seed determines)
 
 
@@ -371,17 +387,7 @@ def generate_synthetic_actions(
     subjects = rng.integers(1, config.num_subjects + 1, size=num_samples)
     views = rng.integers(1, len(VIEW_ANGLES) + 1, size=num_samples)
     lengths = rng.integers(config.min_frames, config.max_frames + 1, size=num_samples)
-    low, high = np.log(config.speed_range[0]), np.log(config.speed_range[1])
-    params = {
-        "speed": np.exp(rng.uniform(low, high, num_samples)),
-        "amplitude": rng.uniform(*config.amplitude_range, num_samples),
-        "phase": rng.uniform(0, 2 * np.pi, num_samples),
-        "level": rng.uniform(0, 1, num_samples),
-        "warp": np.exp(rng.uniform(-0.3, 0.3, num_samples)),
-        "heading": rng.normal(0, 0.15, num_samples),
-        "view_jitter": rng.normal(0, 0.05, num_samples),
-        "pitch": rng.normal(0.1, 0.05, num_samples),
-    }
+    params = _draw_parameters(rng, num_samples, config)
     bone_scales = _subject_bone_scales(config.num_subjects, seed)
 
     sequences = np.zeros((num_samples, config.padded_frames, 2, NUM_NTU_JOINTS, 3), dtype=np.float32)
@@ -402,25 +408,31 @@ def generate_synthetic_actions(
     )
 
 
-def _render_chunk(
+@dataclass
+class _Motion:
+    """The persons of n samples over T frames, in the world, before the camera: what `_animate` makes."""
+
+    dofs: dict[str, np.ndarray]  # joint-angle channel -> (persons, n, T) radians
+    root: np.ndarray  # (persons, n, T, 3) position of the spine base
+    yaw: np.ndarray  # (persons, n, T) heading about the vertical
+    present: np.ndarray  # (persons, n) bool: person 1 only in interactions
+    scale: np.ndarray  # (persons, n, 25) bone-length factors
+
+
+def _animate(
     labels: np.ndarray,
     subjects: np.ndarray,
-    views: np.ndarray,
     lengths: np.ndarray,
     params: dict[str, np.ndarray],
     bone_scales: np.ndarray,
     config: SyntheticActionConfig,
-    noise_generator: torch.Generator,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Camera-space joints of one chunk of samples, zero after each length.
-
-    Returns:
-        joints (25, P, T, 3) for the P persons present (T = the chunk's longest length), and the sample
-        and person index of each of the P.
-    """
+) -> _Motion:
+    """Joint angles and placement of each sample's persons over its class's movement (T = the longest length;
+    each sample's progress runs from 0 at its first frame to 1 at frame `length - 1`, then holds). A label that is
+    not a class (e.g. -1) stands at rest."""
     num, frames, persons = len(labels), int(lengths.max()), 2
     frame = np.arange(frames, dtype=np.float64)
-    progress = np.clip(frame / (lengths[:, None] - 1), 0, 1)  # (n, T)
+    progress = np.clip(frame / np.maximum(lengths[:, None] - 1, 1), 0, 1)  # (n, T)
     warp = params["warp"][:, None]
     dofs = {name: np.zeros((persons, num, frames), dtype=np.float32) for name in _DOFS}
     for side in ("left", "right"):  # relaxed arms unless a class moves them
@@ -458,27 +470,59 @@ def _render_chunk(
             for person, side in ((0, -1.0), (1, 1.0)):
                 root[person, rows, :, 0] = side * distance / 2
                 yaw[person, rows] += -side * np.pi / 2  # facing each other
+    return _Motion(dofs, root, np.repeat(yaw[..., None], frames, axis=2), present, scale)
 
+
+def _camera_joints(
+    motion: _Motion, views: np.ndarray, params: dict[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Joints of the persons present, in the coordinates of each sample's camera (`views` (n,), `params` (n,) each).
+
+    Returns:
+        joints (25, P, T, 3) float32 for the P persons present, and the sample and person index of each of the P.
+    """
     # World -> camera: the camera orbits the scene by the view's angle, 3 m away, tilted down by `pitch`;
     # folding it into the body orientation and root gives the joints in camera coordinates directly.
+    frames = motion.yaw.shape[2]
     view_angle = np.asarray(VIEW_ANGLES)[views - 1] + params["view_jitter"]
     camera = _rotation("x", params["pitch"]) @ _rotation("y", np.pi - view_angle)  # (n, 3, 3)
     camera_position = _rotation("y", view_angle) @ np.array([0.0, 1.0, 3.0])  # (n, 3)
-    root = np.einsum("nij,pntj->pnti", camera, root - camera_position[None, :, None])
-    orientation = camera[None] @ _rotation("y", yaw)  # (persons, n, 3, 3)
+    root = np.einsum("nij,pntj->pnti", camera, motion.root - camera_position[None, :, None])
+    orientation = camera[None, :, None] @ _rotation("y", motion.yaw)  # (persons, n, T, 3, 3)
 
-    person_index, sample_index = np.nonzero(present)  # person 0 of every sample first, then persons 1
+    person_index, sample_index = np.nonzero(motion.present)  # person 0 of every sample first, then persons 1
     joints = forward_kinematics(
-        {name: value[person_index, sample_index].reshape(-1) for name, value in dofs.items()},
-        np.repeat(orientation[person_index, sample_index].astype(np.float32), frames, axis=0),
+        {name: value[person_index, sample_index].reshape(-1) for name, value in motion.dofs.items()},
+        orientation[person_index, sample_index].reshape(-1, 3, 3).astype(np.float32),
         root[person_index, sample_index].reshape(-1, 3).astype(np.float32),
-        np.repeat(scale[person_index, sample_index], frames, axis=0),
+        np.repeat(motion.scale[person_index, sample_index], frames, axis=0),
     ).reshape(NUM_NTU_JOINTS, len(person_index), frames, 3)
+    return joints, sample_index, person_index
+
+
+def _render_chunk(
+    labels: np.ndarray,
+    subjects: np.ndarray,
+    views: np.ndarray,
+    lengths: np.ndarray,
+    params: dict[str, np.ndarray],
+    bone_scales: np.ndarray,
+    config: SyntheticActionConfig,
+    noise_generator: torch.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Camera-space joints of one chunk of samples, with sensor noise, centred, zero after each length.
+
+    Returns:
+        joints (25, P, T, 3) for the P persons present (T = the chunk's longest length), and the sample
+        and person index of each of the P.
+    """
+    motion = _animate(labels, subjects, lengths, params, bone_scales, config)
+    joints, sample_index, person_index = _camera_joints(motion, views, params)
     joints += config.noise_std * torch.randn(joints.shape, generator=noise_generator).numpy()
 
     # NTU conventions: centred on the first frame's spine middle of person 1, zeros after the length.
-    joints -= joints[1, :num, 0][sample_index, None]
-    joints[:, frame[None] >= lengths[sample_index, None]] = 0
+    joints -= joints[1, : len(labels), 0][sample_index, None]
+    joints[:, np.arange(joints.shape[2])[None] >= lengths[sample_index, None]] = 0
     return joints, sample_index, person_index
 
 

@@ -8,10 +8,12 @@ one `(T_b, max_persons * V * C)` array per sequence, the rows its crop and resiz
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
+from ..checks import real_array
 from .sources import SOURCE_JOINT_COUNTS, to_ntu
 
 # Number of dimensions of ONE sequence in each supported layout; a batch has one more, in front.
@@ -29,19 +31,10 @@ _NTU_VALUES_PER_PERSON = 25 * 3
 SkeletonInput = np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor]
 
 
-def as_float_array(array: np.ndarray | torch.Tensor, what: str = "The skeleton input") -> np.ndarray:
-    """`array` as float32 numpy (no copy when it already is); raises `ValueError` for non-numeric input."""
-    if isinstance(array, torch.Tensor):
-        array = array.detach().cpu().numpy()
-    dtype = getattr(array, "dtype", None)
-    if dtype is not None and (np.issubdtype(dtype, np.complexfloating) or dtype.kind in "OUSV"):
-        raise ValueError(f"{what} must hold real coordinates, got an array of dtype {dtype}.")
-    try:
-        return np.asarray(array, dtype=np.float32)
-    except (TypeError, ValueError) as error:
-        raise ValueError(
-            f"{what} is not a numeric array ({error}); pass numpy arrays or tensors of joint coordinates."
-        ) from None
+def as_float_array(array: Any, what: str = "The skeleton input") -> np.ndarray:
+    """`array` (numpy, torch, nested lists) as float32 numpy, with no copy when it already is; `ValueError` naming
+    `what` for anything but real numbers (see `real_array`)."""
+    return real_array(array, what).astype(np.float32, copy=False)
 
 
 def fits(layout: str, shape: Sequence[int], joints: Collection[int], channels: int, max_persons: int) -> bool:
@@ -201,7 +194,7 @@ def count_valid_frames(sequence: np.ndarray, layout: str = "ntu_flat") -> int:
     """
     if layout not in LAYOUT_NDIMS:
         raise ValueError(f"Unknown layout {layout!r}; pass one of {list(LAYOUT_NDIMS)}.")
-    sequence = np.asarray(sequence, dtype=np.float32)
+    sequence = as_float_array(sequence, "sequence")
     if layout == "CTVM":
         sequence = sequence.transpose(1, 3, 2, 0)
     elif layout == "MTVC":
@@ -222,25 +215,30 @@ def present_person_slots(skeleton_values: torch.Tensor) -> torch.Tensor:
 
 
 def centre_on_first_frame(joints: np.ndarray) -> np.ndarray:
-    """Moves NTU sequences as the standard NTU preparation does: the first person's spine-middle joint (joint 1) in
-    its first non-zero frame goes to the origin; with several persons, the frames in which one is absent (values
-    summing to zero) stay zero (a single person's empty frames are moved like the others, as in the standard files).
-    `mamp-prepare-ntu` writes the NTU files with this function.
+    """Moves NTU sequences as the standard NTU preparation does: the spine-middle joint (joint 1) of the first person
+    present (actor 1 in the standard files), in its first non-zero frame, goes to the origin; the frames in which a
+    person is absent (values summing to zero: padding, a person who left, an empty slot) stay zero, so that padding
+    and absent persons mean after centring what they meant before. `mamp-prepare-ntu` writes the NTU files with this
+    function (their preparation drops the frames in which every person is absent before centring, so a lone actor has
+    no absent frame there).
 
     Args:
         joints: (..., T, M * 75) float32 time-major rows of M persons of 25 joints x (x, y, z); changed in place.
-            A sequence whose first person has no non-zero frame is left where it is.
+            A sequence without any non-zero value is left as it is.
 
     Returns:
         `joints`.
     """
     *batch, frames, width = joints.shape
-    absent = joints.reshape(*batch, frames, -1, _NTU_VALUES_PER_PERSON).sum(axis=-1) == 0  # (..., T, M)
-    first = np.argmax((joints[..., :_NTU_VALUES_PER_PERSON] != 0).any(axis=-1), axis=-1)  # (...); 0 when none
-    origin = np.take_along_axis(joints[..., 3:6], first[..., None, None], axis=-2)  # (..., 1, 3): joint 1
-    joints -= np.tile(origin, width // 3)  # every joint of every frame, as the preparation subtracts it
-    if absent.shape[-1] > 1:
-        joints[np.repeat(absent, _NTU_VALUES_PER_PERSON, axis=-1)] = 0
+    persons = joints.reshape(-1, frames, width // _NTU_VALUES_PER_PERSON, 25, 3)  # (N, T, M, 25, 3)
+    absent = persons.sum(axis=(-2, -1)) == 0  # (N, T, M)
+    has_values = (persons != 0).any(axis=(-2, -1))  # (N, T, M)
+    person = np.argmax(has_values.any(axis=1), axis=-1)  # (N,): the first person present; 0 when none is
+    sequence = np.arange(len(persons))
+    frame = np.argmax(has_values[sequence, :, person], axis=-1)  # (N,): its first non-zero frame; 0 when none
+    origin = persons[sequence, frame, person, 1]  # (N, 3): its spine-middle joint (all zeros when none)
+    joints -= np.tile(origin, width // 3).reshape(*batch, 1, width)  # every joint of every frame, as the preparation
+    joints[np.repeat(absent, _NTU_VALUES_PER_PERSON, axis=-1).reshape(joints.shape)] = 0
     return joints
 
 

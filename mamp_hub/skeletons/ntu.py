@@ -279,6 +279,6 @@ def get_id2label(dataset: str) -> dict[int, str]:
     Args:
         dataset: `"ntu60"`, `"ntu120"` or `"pku_mmd"` (PKU-MMD phase I and II share the 51-class table).
     """
-    if dataset not in ACTION_NAMES:
+    if not isinstance(dataset, str) or dataset not in ACTION_NAMES:
         raise ValueError(f"Unknown data set {dataset!r}; pass one of {sorted(ACTION_NAMES)}.")
     return dict(enumerate(ACTION_NAMES[dataset]))

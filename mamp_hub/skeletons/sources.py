@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..checks import real_array
 from .ntu import NTU_JOINT_NAMES, NUM_NTU_JOINTS
 
 # Places of the NTU joints that a source lacks, as fractions of body segments, after the Kinect v2 skeleton's
@@ -284,7 +285,7 @@ _WEIGHTS = {name: source.weights for name, source in _SOURCES.items()}
 
 
 def _source(source: str) -> _Source:
-    if source not in _SOURCES:
+    if not isinstance(source, str) or source not in _SOURCES:
         raise ValueError(f"Unknown skeleton source {source!r}; pass one of {', '.join(SKELETON_SOURCES)}.")
     return _SOURCES[source]
 
@@ -342,7 +343,7 @@ def to_ntu(
     not re-centred: NTU files put the first frame's spine-middle joint (1) at the origin.
 
     Args:
-        joints: (..., J, 3) joints in the source's order (`SOURCE_JOINT_NAMES[source]`), any leading axes
+        joints: (..., J, 3) joints in the source's order (`SOURCE_JOINT_NAMES[source]`), real numbers, any leading axes
             (frames, persons, samples); a numpy array or a torch tensor.
         source: the layout, one of `SKELETON_SOURCES`: `"h36m"` (Human3.6M 17 joints, as VideoPose3D and
             MotionBERT output), `"mediapipe"` (MediaPipe Pose's 33 world landmarks), `"azure_kinect"` (Azure Kinect
@@ -360,7 +361,7 @@ def to_ntu(
         keep their dtype, others become float32. Tensors are converted through numpy: no gradient flows.
     """
     spec = _source(source)
-    array = joints.detach().to("cpu", torch.float64).numpy() if isinstance(joints, torch.Tensor) else np.asarray(joints)
+    array = real_array(joints, "joints")
     if array.ndim < 2 or array.shape[-1] != 3 or array.shape[-2] not in spec.joint_counts:
         counts = " or ".join(map(str, spec.joint_counts))
         raise ValueError(

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..checks import checked, flag
 from ..configuration_mamp import MampConfig
 from ..layers.embeddings import add_position_embeddings, patchify
 from ..modeling_mamp import (
@@ -33,6 +34,7 @@ from ..modeling_mamp import (
 )
 from ..processing_mamp import MampSkeletonProcessor
 from ..skeletons import ACTION_NAMES, get_id2label
+from ..trainer import non_finite_tensors
 from .cli import console_script
 
 # Official name -> our name, for the parts shared by all checkpoints (`{i}` is a layer index).
@@ -124,6 +126,12 @@ def load_official_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor],
     if args is not None and not isinstance(args, (argparse.Namespace, dict)):
         raise CheckpointError(
             f"{path}: 'args' is a {type(args).__name__}, where the authors' scripts store an argparse.Namespace."
+        )
+    non_finite = non_finite_tensors(state_dict)
+    if non_finite:
+        raise CheckpointError(
+            f"{path}: weights hold NaN or infinite values ({', '.join(non_finite)}); the file is damaged or the run "
+            "that wrote it diverged; use another copy of it."
         )
     return state_dict, args
 
@@ -458,6 +466,7 @@ def convert_checkpoint(
     Raises:
         CheckpointError: the file is not a MAMP checkpoint, an override contradicts it, or the verification fails.
     """
+    verbose, force = checked("verbose", flag, verbose), checked("force", flag, force)
     state_dict, args = load_official_checkpoint(checkpoint_path)
     config = infer_config(state_dict, args, force=force, **config_overrides)
     kind = checkpoint_kind(state_dict)
@@ -483,8 +492,9 @@ def convert_checkpoint(
     result = output.loss if kind == "pretrain" else output.logits
     if embedding_error > 1e-4 or not torch.isfinite(result).all():
         raise CheckpointError(
-            f"Verification failed: embedding difference {embedding_error:.2e}, finite output: "
-            f"{bool(torch.isfinite(result).all())}."
+            f"{checkpoint_path}: the converted model failed its check (joint embedding differs from the official "
+            f"Conv2d by {embedding_error:.2e}; {'finite' if torch.isfinite(result).all() else 'NaN or infinite'} "
+            "output on random input); is the file complete and unmodified? If it is, please report it."
         )
     if verbose:
         print(f"{checkpoint_path}: {kind} checkpoint -> {model_class.__name__}, {len(mapping)} tensors mapped")

@@ -20,6 +20,7 @@ import contextlib
 import importlib.util
 import json
 import logging
+import numbers
 import os
 import warnings
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ import torch
 from torch import nn
 from torch.onnx._constants import ONNX_MAX_OPSET
 
+from ..checks import checked, flag, integer, is_integer, positive_int
 from ..configuration_mamp import MampConfig
 from ..modeling_mamp import MampForSkeletonClassification, MampModel
 from ..skeletons.layouts import present_person_slots
@@ -132,12 +134,17 @@ def export_onnx(
         atol: largest absolute difference accepted by the verification.
     """
     task = export_task(model)
-    if not atol >= 0:
-        raise ValueError(f"atol must be a difference >= 0, got {atol}; pass e.g. {DEFAULT_ATOL:g}.")
-    if opset_version is not None and not MIN_OPSET <= opset_version <= ONNX_MAX_OPSET:
+    if isinstance(atol, bool) or not isinstance(atol, numbers.Real) or not atol >= 0:
+        raise ValueError(f"atol must be a difference >= 0, got {atol!r}; pass e.g. {DEFAULT_ATOL:g}.")
+    if opset_version is not None and not (is_integer(opset_version) and MIN_OPSET <= opset_version <= ONNX_MAX_OPSET):
         raise ValueError(
-            f"opset_version must be between {MIN_OPSET} and {ONNX_MAX_OPSET}, got {opset_version}; leave it out for "
-            "torch's recommended one."
+            f"opset_version must be an integer between {MIN_OPSET} and {ONNX_MAX_OPSET}, got {opset_version!r}; leave "
+            "it out for torch's recommended one."
+        )
+    verify = checked("verify", flag, verify)
+    if not isinstance(output_path, (str, os.PathLike)):
+        raise ValueError(
+            f"output_path is of type {type(output_path).__name__}; pass the path of the .onnx file to write."
         )
     output_path = Path(output_path)
     _check_output_path(output_path)
@@ -185,6 +192,7 @@ def export_onnx(
 def verification_batch(config: MampConfig, batch_size: int = VERIFY_BATCH_SIZE, seed: int = 0) -> torch.Tensor:
     """Random `(batch_size, max_persons, num_frames, num_joints, num_channels)` clips, seeded: the even-numbered ones
     have one person (the other slots all zeros), the odd-numbered ones every slot filled."""
+    batch_size, seed = checked("batch_size", positive_int, batch_size), checked("seed", integer, seed)
     generator = torch.Generator().manual_seed(seed)
     clips = torch.randn(
         batch_size, config.max_persons, config.num_frames, config.num_joints, config.num_channels, generator=generator

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import re
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ from transformers.utils import logging as transformers_logging
 from ..processing_mamp import MampSkeletonProcessor
 from ..skeletons import get_id2label
 from .cli import console_script
-from .convert import checkpoint_kind, convert_checkpoint, load_official_checkpoint
+from .convert import checkpoint_kind, convert_checkpoint, infer_config, load_official_checkpoint
 from .model_card import render_model_card
 from .remote_code import save_with_code
 
@@ -192,6 +193,13 @@ def identify_checkpoint(path: Path, name: str) -> tuple[Release, dict[str, objec
         config_overrides["num_attention_heads"] = 8  # every configuration of the authors; the weights cannot tell
     if release.stage != "pretrain":
         config_overrides["id2label"] = get_id2label(release.dataset)
+    try:  # what converting it would refuse, before anything is written
+        infer_config(state_dict, args, **config_overrides)
+    except ValueError as error:
+        raise ReleaseError(
+            f"{name} cannot be converted: {error} It is not one of the authors' released checkpoints as they are; "
+            "move it out of the source folder."
+        ) from None
     return release, config_overrides
 
 
@@ -222,7 +230,13 @@ def _fields_from_contents(
     if head is not None:
         num_classes = state_dict[head].shape[0]
         dataset = {60: "ntu60", 120: "ntu120"}.get(num_classes)
-        if dataset is not None and fields.setdefault("dataset", dataset) != dataset:
+        if dataset is None:
+            raise ReleaseError(
+                f"{name}: its head has {num_classes} classes, but the released checkpoints have 60 (NTU-60) or 120 "
+                "(NTU-120), so it is not one of them; move it out of the source folder (mamp-convert --id2label "
+                "converts other checkpoints)."
+            )
+        if fields.setdefault("dataset", dataset) != dataset:
             raise ReleaseError(
                 f"{name}: its head has {num_classes} classes ({dataset}) but its args name the data file "
                 f"{data_paths!r}; it is not one of the authors' released checkpoints."
@@ -241,34 +255,54 @@ def write_release(
 ) -> Path:
     """Convert and verify `checkpoint`, and write its repository folder (model, processor, card) under `output_dir`.
 
+    The folder is written whole or not at all: it is built next to its place and moved there once it is complete,
+    replacing what an earlier run wrote; a failure leaves the earlier folder (if any) as it was.
+
     Returns the folder, `output_dir / checkpoint.release.name`.
     """
     folder = Path(output_dir) / checkpoint.release.name
-    _clear_release_folder(folder)
-    model = convert_checkpoint(checkpoint.path, folder, verbose=False, **checkpoint.config_overrides)
-    if with_code:
-        save_with_code(model, MampSkeletonProcessor.from_pretrained(folder), folder)
-    # What a user downloads is the folder: it must load back to exactly the converted weights.
-    reloaded = type(model).from_pretrained(folder).state_dict()
-    for key, tensor in model.state_dict().items():
-        if not torch.equal(tensor, reloaded[key]):
-            raise ReleaseError(f"{folder} does not reload to the converted weights ({key} differs); please report it.")
-    card = render_release_card(checkpoint, org, template=template, terms=terms, with_code=with_code)
-    (folder / "README.md").write_text(card, encoding="utf-8")
+    written_before = _release_files(folder)
+    partial = folder.with_name(f".{folder.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)  # left by a run that was killed
+    partial.mkdir(parents=True)
+    try:
+        model = convert_checkpoint(checkpoint.path, partial, verbose=False, **checkpoint.config_overrides)
+        if with_code:
+            save_with_code(model, MampSkeletonProcessor.from_pretrained(partial), partial)
+        # What a user downloads is the folder: it must load back to exactly the converted weights.
+        reloaded = type(model).from_pretrained(partial).state_dict()
+        for key, tensor in model.state_dict().items():
+            if not torch.equal(tensor, reloaded[key]):
+                raise ReleaseError(
+                    f"{checkpoint.relative_path}: its folder does not reload to the converted weights ({key} "
+                    "differs); please report it."
+                )
+        card = render_release_card(checkpoint, org, template=template, terms=terms, with_code=with_code)
+        (partial / "README.md").write_text(card, encoding="utf-8")
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if written_before is not None:  # replaced whole: a run without `--with-code` leaves no earlier code behind
+        for path in written_before:
+            path.unlink()
+        folder.rmdir()
+    partial.rename(folder)
     return folder
 
 
-def _clear_release_folder(folder: Path) -> None:
-    """Remove what an earlier run wrote into `folder` (a run without `--with-code` must not leave code behind)."""
-    paths = list(folder.iterdir()) if folder.exists() else []
+def _release_files(folder: Path) -> list[Path] | None:
+    """The files an earlier mamp-release wrote into `folder` (None when there is no folder); refuses a folder that
+    holds anything else, which is not mamp-release's to replace."""
+    if not folder.exists():
+        return None
+    paths = list(folder.iterdir())
     for path in paths:
         if not (path.is_file() and path.suffix in {".json", ".safetensors", ".md", ".py"}):
             raise ReleaseError(
                 f"{folder} holds {path.name}, which mamp-release does not write; pass an --output-dir whose "
                 "release folders hold only what an earlier mamp-release wrote."
             )
-    for path in paths:
-        path.unlink()
+    return paths
 
 
 def render_release_card(
