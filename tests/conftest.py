@@ -10,6 +10,7 @@ import torch
 from safetensors import safe_open
 
 from mamp_hub import MampConfig
+from training.config import load_config
 
 pytest_plugins = ["hub_server"]  # the loopback Hub's `local_hub` fixture, for the tests that push and pull
 
@@ -25,6 +26,7 @@ SMALL_MODEL = [
     "knn_monitor.every_n_epochs=0",
     "trainer.logging_steps=1",
 ]
+TINY_RECIPES = Path(__file__).resolve().parents[1] / "training" / "configs" / "tiny"
 REFERENCE = FIXTURES / "mamp_official_small.safetensors"
 OFFICIAL_CHECKPOINT = FIXTURES / "mamp_official_small_checkpoint-399.pth"
 
@@ -85,3 +87,20 @@ def tiny_config(**overrides) -> MampConfig:
 @pytest.fixture
 def config() -> MampConfig:
     return tiny_config()
+
+
+@pytest.fixture(scope="module")
+def synthetic_npz(tmp_path_factory) -> Path:
+    """100 SYNTHETIC clips in the NTU `.npz` layout, for the tiny recipes (some test files make their own)."""
+    from mamp_hub.data.synthetic import write_synthetic_npz
+
+    return Path(write_synthetic_npz(tmp_path_factory.mktemp("data") / "synthetic.npz", num_samples=100, seed=0))
+
+
+def pretrain_recipe(synthetic_npz: Path, output_dir: Path, *overrides: str) -> dict:
+    """The tiny pre-training on `synthetic_npz` with `SMALL_MODEL`: 1 epoch of 3 steps of 16 clips."""
+    settings = [
+        *SMALL_MODEL, f"data.path={synthetic_npz}", f"trainer.output_dir={output_dir}", "schedule.epochs=1",
+        "schedule.warmup_epochs=0", "schedule.global_batch_size=16", *overrides,
+    ]  # fmt: skip
+    return load_config(TINY_RECIPES / "pretrain_mamp.yaml", settings)

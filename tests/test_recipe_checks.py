@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SMALL_MODEL, tiny_config
+from conftest import SMALL_MODEL, pretrain_recipe, tiny_config
 from transformers import TrainerCallback
 
 from mamp_hub import MampForMaskedMotionPrediction
@@ -29,22 +29,6 @@ from training.recipe import run, training_arguments
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "training" / "configs" / "tiny"
-
-
-@pytest.fixture(scope="module")
-def synthetic_npz(tmp_path_factory) -> Path:
-    from mamp_hub.data.synthetic import write_synthetic_npz
-
-    return Path(write_synthetic_npz(tmp_path_factory.mktemp("data") / "synthetic.npz", num_samples=100, seed=0))
-
-
-def pretrain_recipe(synthetic_npz: Path, output_dir: Path, *overrides: str) -> dict:
-    """The tiny pre-training: 1 epoch of 3 steps of 16 clips."""
-    settings = [
-        *SMALL_MODEL, f"data.path={synthetic_npz}", f"trainer.output_dir={output_dir}", "schedule.epochs=1",
-        "schedule.warmup_epochs=0", "schedule.global_batch_size=16", *overrides,
-    ]  # fmt: skip
-    return load_config(TINY / "pretrain_mamp.yaml", settings)
 
 
 class NoTraining(TrainerCallback):
