@@ -30,6 +30,14 @@ from .skeletons.layouts import (
     time_major_samples,
 )
 from .skeletons.sources import SKELETON_SOURCES, SKELETON_UNITS, axes_matrix
+from .transforms import (
+    blend_neighbours_,
+    draw_crop_fractions,
+    draw_rotation_angles,
+    resize_positions,
+    rotation_matrices,
+    training_crop_windows,
+)
 
 # ----------------------------------------------------------------------------- option checks
 # Each takes the option's value and returns the value to store, or raises ValueError naming what is wrong.
@@ -101,27 +109,6 @@ _OPTION_CHECKS: dict[str, Callable[[Any], Any]] = {
 _JOINT_LAYOUT_OPTIONS = frozenset({"joint_layout", "joint_units", "joint_axes", "num_joints", "num_channels"})
 # Keys transformers writes into, or passes with, a saved processor besides the options.
 _TRANSFORMERS_KEYS = frozenset({"feature_extractor_type", "processor_class", "auto_map"})
-
-
-def _rotation_matrices(angles: torch.Tensor) -> torch.Tensor:
-    """Rotation matrices R = Rz @ Ry @ Rx of the official `random_rot` augmentation.
-
-    Args:
-        angles: (B, 3) angles in radians about x, y and z.
-
-    Returns:
-        (B, 3, 3) matrices; a point p (column vector) maps to R @ p.
-    """
-    cos, sin = angles.cos(), angles.sin()
-    zeros, ones = torch.zeros_like(cos[:, 0]), torch.ones_like(cos[:, 0])
-
-    def matrix(rows: list[list[torch.Tensor]]) -> torch.Tensor:
-        return torch.stack([torch.stack(row, dim=-1) for row in rows], dim=-2)
-
-    rot_x = matrix([[ones, zeros, zeros], [zeros, cos[:, 0], sin[:, 0]], [zeros, -sin[:, 0], cos[:, 0]]])
-    rot_y = matrix([[cos[:, 1], zeros, -sin[:, 1]], [zeros, ones, zeros], [sin[:, 1], zeros, cos[:, 1]]])
-    rot_z = matrix([[cos[:, 2], sin[:, 2], zeros], [-sin[:, 2], cos[:, 2], zeros], [zeros, zeros, ones]])
-    return rot_z @ rot_y @ rot_x
 
 
 def _check_finite(values: torch.Tensor) -> None:
@@ -393,8 +380,8 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
     def _rotate(self, values: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """(B, M, T, V*C) joints, each sample turned by its own random rotation (the official `random_rot`)."""
         batch_size = len(values)
-        angles = (torch.rand(batch_size, 3, generator=generator, dtype=torch.float64) * 2 - 1) * self.rotation_range
-        rotation = _rotation_matrices(angles).numpy().astype(np.float32).transpose(0, 2, 1)  # row vectors: p @ R^T
+        angles = draw_rotation_angles(batch_size, self.rotation_range, generator)
+        rotation = rotation_matrices(angles).numpy().astype(np.float32).transpose(0, 2, 1)  # row vectors: p @ R^T
         # NumPy's matmul runs one BLAS product per sample: several times faster than torch.bmm at k = n = 3.
         return torch.from_numpy(values.numpy().reshape(batch_size, -1, self.num_channels) @ rotation)
 
@@ -413,29 +400,27 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
         self, valid_frames: np.ndarray, training: bool, generator: torch.Generator | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """First frame and frame count of each sample's crop, (B,) int64 each."""
-        valid = valid_frames.astype(np.float64)
         if training:
-            low, high = self.train_crop_ratio_range
-            draws = torch.rand(2, len(valid), generator=generator, dtype=torch.float64).numpy()
-            ratio = draws[0] * (high - low) + low
-            length = np.minimum(np.maximum(np.floor(valid * ratio), self.min_train_frames), valid)
-            start = np.floor(draws[1] * (valid - length + 1))
-        else:
-            # Same float64 expression as the official `int((1 - p) * valid / 2)`.
-            start = np.floor((1 - self.eval_crop_ratio) * valid / 2)
-            length = valid - 2 * start
+            draws = draw_crop_fractions(len(valid_frames), generator)
+            start, length = training_crop_windows(
+                torch.from_numpy(np.ascontiguousarray(valid_frames)),
+                draws,
+                self.train_crop_ratio_range,
+                self.min_train_frames,
+            )
+            return start.numpy(), length.numpy()
+        # Same float64 expression as the official `int((1 - p) * valid / 2)`.
+        start = np.floor((1 - self.eval_crop_ratio) * valid_frames.astype(np.float64) / 2)
+        length = valid_frames - 2 * start
         # An all-zero sequence has no valid frame: read its first (zero) frame, which yields zeros.
         return start.astype(np.int64), np.maximum(length, 1).astype(np.int64)
 
     def _resize(self, samples: Sequence[np.ndarray], start: np.ndarray, length: np.ndarray) -> torch.Tensor:
         """Linear resize of frames [start, start + length) of each sample to `num_frames` frames.
 
-        Reproduces `F.interpolate(mode="bilinear", align_corners=False)` along time bit for bit: source
-        position `s = max(scale * (t + 0.5) - 0.5, 0)` with `scale = length / num_frames` in float32, then
-        `(1 - w) * x[floor(s)] + w * x[floor(s) + 1]` with `w = s - floor(s)` (the second index clamped to
-        the crop). PyTorch's CPU kernel evaluates the blend as one fused multiply-add on the rounded product
-        `w * x[floor(s) + 1]`; `torch.addcmul` on that product is the same fused multiply-add, so both round
-        alike (tests/test_processor.py checks it against `F.interpolate` on the installed PyTorch).
+        Reproduces `F.interpolate(mode="bilinear", align_corners=False)` along time bit for bit, with the
+        positions of `resize_positions` and the rounding of `blend_neighbours_` (tests/test_processor.py checks it
+        against `F.interpolate` on the installed PyTorch).
 
         Args:
             samples: B arrays (T_b, P * F): P persons of F values per frame.
@@ -446,14 +431,10 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
         """
         batch_size, persons = len(samples), self.max_persons
         features = samples[0].shape[1] // persons
-        scale = (length.astype(np.float32) / np.float32(self.num_frames)).astype(np.float64)
-        source = (scale[:, None] * (np.arange(self.num_frames) + 0.5) - 0.5).astype(np.float32)
-        np.maximum(source, 0, out=source)  # (B, num_frames)
-        index0 = source.astype(np.int64)  # truncation == floor for non-negative positions
-        weight1 = torch.from_numpy(source - index0.astype(np.float32))[:, None, :, None]  # exact: fractional part
+        index0, index1, weight1 = resize_positions(torch.from_numpy(length), self.num_frames)
+        weight1 = weight1[:, None, :, None]
         weight0 = 1 - weight1
-        index1 = np.minimum(index0 + 1, length[:, None] - 1)
-        rows = np.concatenate([index0, index1], axis=1)  # (B, 2 * num_frames): both neighbours, within the crop
+        rows = torch.cat([index0, index1], dim=1).numpy()  # (B, 2 * num_frames): both neighbours, within the crop
         stop = start + length
 
         # The output is allocated before the scratch: in the other order, most calls page-faulted their output
@@ -472,8 +453,7 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
                 # copies a misaligned array (a memory map of an `np.savez` file) before `take`: only the crop, here.
                 sample[first_row:end_row].take(crop_rows, axis=0, out=out, mode="clip")
             frame0, frame1 = neighbours[: block.stop - first].transpose(2, 3).unbind(1)  # (b, P, num_frames, F)
-            frame1.mul_(weight1[block])  # rounded to float32, as in the kernel
-            torch.addcmul(frame1, frame0, weight0[block], out=resized[block])  # + (1 - w) * x0, one rounding
+            blend_neighbours_(frame0, frame1, weight0[block], weight1[block], out=resized[block])
         return resized
 
     # ------------------------------------------------------------------ input layouts

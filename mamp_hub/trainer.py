@@ -13,6 +13,8 @@ from torch import nn
 from transformers import Trainer
 from transformers.trainer_utils import has_length
 
+from .data.collator import PaddedSkeletonCollator
+
 
 class TrainingDivergedError(RuntimeError):
     """The loss or the weights of a run stopped being finite; nothing is saved as the run's result."""
@@ -32,6 +34,8 @@ class SkeletonTrainer(Trainer):
     Training batches come from `data_collator` (random crop and rotation) and, with `dataloader_drop_last=True`,
     are always full: the schedule sees the paper's batch size and the heads' BatchNorm never gets a batch of one (a
     training set smaller than one batch is then refused, naming the batch options, as no step would run).
+    A `PaddedSkeletonCollator` there yields padded rows instead, whose transform `training_step` runs on the batch's
+    device (`PaddedSkeletonCollator.model_inputs`) before the forward.
     Evaluation batches come from `eval_data_collator` (central crop) and keep every test clip.
 
     A step whose loss is not finite raises `TrainingDivergedError` (Trainer would log the mean of the previous
@@ -69,6 +73,8 @@ class SkeletonTrainer(Trainer):
     def training_step(
         self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: torch.Tensor | int | None = None
     ) -> torch.Tensor:
+        if isinstance(self.data_collator, PaddedSkeletonCollator):  # the transform runs here, on the batch's device
+            inputs = self.data_collator.model_inputs(self._prepare_inputs(inputs))
         loss = super().training_step(model, inputs, num_items_in_batch)
         value = loss.item()  # Trainer synchronises on this loss every step anyway (its NaN filter)
         if not math.isfinite(value):

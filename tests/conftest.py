@@ -21,6 +21,7 @@ from transformers.utils import ModelOutput
 
 from mamp_hub import MampConfig, MampForSkeletonClassification, MampPreTrainedModel, MampSkeletonProcessor
 from mamp_hub.data.synthetic import SYNTHETIC_ACTION_NAMES, SyntheticActionConfig, generate_synthetic_actions
+from training.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNTHETIC_LABELS = dict(enumerate(SYNTHETIC_ACTION_NAMES))
@@ -39,6 +40,7 @@ SMALL_MODEL = [
     "knn_monitor.every_n_epochs=0",
     "trainer.logging_steps=1",
 ]
+TINY_RECIPES = ROOT / "training" / "configs" / "tiny"
 REFERENCE = FIXTURES / "mamp_official_small.safetensors"
 OFFICIAL_CHECKPOINT = FIXTURES / "mamp_official_small_checkpoint-399.pth"
 
@@ -185,3 +187,12 @@ def moving_people(persons: int, frames: int, seed: int = 0, speeds: tuple[float,
     jitter = rng.normal(scale=0.01, size=(persons, frames, 25, 3))
     places = np.arange(persons)[:, None, None, None] * np.array([1.0, 0.0, 0.0]) + np.array([0.0, 0.0, 3.0])
     return (pose + drift + jitter + places).astype(np.float32)
+
+
+def pretrain_recipe(synthetic_npz: Path, output_dir: Path, *overrides: str) -> dict:
+    """The tiny pre-training on `synthetic_npz` with `SMALL_MODEL`: 1 epoch of 3 steps of 16 clips."""
+    settings = [
+        *SMALL_MODEL, f"data.path={synthetic_npz}", f"trainer.output_dir={output_dir}", "schedule.epochs=1",
+        "schedule.warmup_epochs=0", "schedule.global_batch_size=16", *overrides,
+    ]  # fmt: skip
+    return load_config(TINY_RECIPES / "pretrain_mamp.yaml", settings)

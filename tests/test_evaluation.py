@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import numpy as np
 import pytest
+from conftest import save_tiny_classifier
 
 from mamp_hub.data.untrimmed import generate_untrimmed_recordings
 from mamp_hub.evaluation import evaluate_untrimmed, format_untrimmed_table
@@ -133,3 +137,47 @@ def test_unknown_label_names_are_named():
             recordings,
             id2label=ID2LABEL,
         )
+
+
+def test_the_command_scores_a_checkpoint_on_a_folder_of_recordings(tmp_path, capsys):
+    """`mamp-evaluate-untrimmed` on SYNTHETIC recordings in the PKU-MMD raw layout, with a tiny random classifier
+    (the figures are meaningless; the path and the output's shape are checked)."""
+    from mamp_hub.data.untrimmed import UntrimmedConfig, write_untrimmed_pku
+    from mamp_hub.tools.evaluate_untrimmed import main
+
+    short = UntrimmedConfig(num_actions=(2, 2), idle_frames=(30, 40))
+    write_untrimmed_pku(tmp_path / "data", num_recordings=2, config=short)
+    model = save_tiny_classifier(tmp_path / "model")
+    out = tmp_path / "results.json"
+    main([str(tmp_path / "data"), "--model", str(model), "--stride", "8", "--out", str(out), "--per-recording"])
+    printed = capsys.readouterr().out
+    assert "| recognizer |" in printed and "| baseline: class" in printed and "mAP@0.5 (%)" in printed
+    results = json.loads(out.read_text())
+    assert results["num_recordings"] == 2 and results["settings"]["stride"] == 8
+    assert set(results["model"]) == {"frame_accuracy", "action_frame_accuracy", "map"}
+    assert [detail["name"] for detail in results["recordings"]] == sorted(
+        detail["name"] for detail in results["recordings"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["{tmp}/missing", "--model", "{tmp}"], "has no skeleton/ and label/ folders"),
+        (["{tmp}", "--model", "{tmp}", "--out", "{tmp}/results.txt"], r"--out '.*results.txt' must end in .json"),
+        (["{tmp}", "--model", "{tmp}", "--batch-size", "0"], "`--batch-size` must be a positive integer, got 0"),
+    ],
+)
+def test_the_command_refuses_bad_arguments_in_one_line(tmp_path, capsys, argv, message):
+    from mamp_hub.tools.evaluate_untrimmed import main
+
+    (tmp_path / "skeleton").mkdir()
+    (tmp_path / "label").mkdir()
+    (tmp_path / "skeleton" / "a.txt").write_text("0 " * 150)
+    with pytest.raises(SystemExit) as exit_info:
+        main([arg.format(tmp=tmp_path) for arg in argv])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and error.startswith("mamp-evaluate-untrimmed: error:")
+    assert re.search(message, error), error
+    assert not (tmp_path / "results.txt").exists()

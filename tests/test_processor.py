@@ -14,9 +14,9 @@ from safetensors.numpy import load_file
 from transformers import AutoFeatureExtractor
 
 from mamp_hub import MampSkeletonProcessor
-from mamp_hub.processing_mamp import _rotation_matrices
 from mamp_hub.skeletons import SKELETON_SOURCES, SOURCE_JOINT_COUNTS, to_ntu
 from mamp_hub.skeletons.layouts import centre_on_first_frame, count_valid_frames
+from mamp_hub.transforms import rotation_matrices
 
 
 def random_sequences(batch: int, valid: list[int], frames: int = 300, persons: int = 2, seed: int = 0) -> np.ndarray:
@@ -146,7 +146,7 @@ def test_batches_longer_than_a_processing_block():
     generator = torch.Generator().manual_seed(3)
     torch.rand(2, len(lengths), generator=generator, dtype=torch.float64)  # the crop draws
     angles = (torch.rand(len(lengths), 3, generator=generator, dtype=torch.float64) * 2 - 1) * processor.rotation_range
-    matrices = _rotation_matrices(angles).float()
+    matrices = rotation_matrices(angles).float()
     expected = torch.einsum("bmtvc,bdc->bmtvd", unrotated, matrices)
     torch.testing.assert_close(rotated, expected, rtol=1e-5, atol=1e-5)
 
@@ -163,14 +163,14 @@ def test_random_rotation():
     for axis, matrix in about.items():
         angles = torch.zeros(1, 3, dtype=torch.float64)
         angles[0, axis] = a
-        torch.testing.assert_close(_rotation_matrices(angles)[0], torch.tensor(matrix, dtype=torch.float64))
+        torch.testing.assert_close(rotation_matrices(angles)[0], torch.tensor(matrix, dtype=torch.float64))
     angles = torch.tensor([[0.1, -0.2, 0.25]], dtype=torch.float64)
     expected = (
-        _rotation_matrices(angles * torch.tensor([[0, 0, 1.0]]))
-        @ _rotation_matrices(angles * torch.tensor([[0, 1.0, 0]]))
-        @ _rotation_matrices(angles * torch.tensor([[1.0, 0, 0]]))
+        rotation_matrices(angles * torch.tensor([[0, 0, 1.0]]))
+        @ rotation_matrices(angles * torch.tensor([[0, 1.0, 0]]))
+        @ rotation_matrices(angles * torch.tensor([[1.0, 0, 0]]))
     )
-    torch.testing.assert_close(_rotation_matrices(angles), expected)
+    torch.testing.assert_close(rotation_matrices(angles), expected)
 
     # In training the whole clip turns rigidly: distances are kept, absent persons stay zero.
     processor = MampSkeletonProcessor(num_frames=16)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SMALL_MODEL, StopAtStep, tiny_config
+from conftest import SMALL_MODEL, StopAtStep, pretrain_recipe, tiny_config
 from transformers import TrainerCallback
 
 from mamp_hub import MampForMaskedMotionPrediction
@@ -29,15 +29,6 @@ from training.recipe import run, training_arguments
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "training" / "configs" / "tiny"
-
-
-def pretrain_recipe(synthetic_npz: Path, output_dir: Path, *overrides: str) -> dict:
-    """The tiny pre-training: 1 epoch of 3 steps of 16 clips."""
-    settings = [
-        *SMALL_MODEL, f"data.path={synthetic_npz}", f"trainer.output_dir={output_dir}", "schedule.epochs=1",
-        "schedule.warmup_epochs=0", "schedule.global_batch_size=16", *overrides,
-    ]  # fmt: skip
-    return load_config(TINY / "pretrain_mamp.yaml", settings)
 
 
 class NoTraining(TrainerCallback):

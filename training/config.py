@@ -70,6 +70,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "subset_seed": int,
         "subset_processes": int,
         "processor": dict,
+        "device_transform": bool | Literal["auto"],
     },
     "optimizer": {
         "name": str,
@@ -79,6 +80,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "weight_decay": float,
         "layer_decay": float,
         "weight_decay_position_embeddings": bool,
+        "fused": bool | Literal["auto"],
     },
     "schedule": {
         "epochs": float,

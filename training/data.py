@@ -8,6 +8,8 @@ data:
   subset_processes: 1               # train on the subsets of this many processes, as the authors' 2-process
                                     # runs did (each drew its own with subset_seed + rank): training/sampling.py
   processor: {}                     # MampSkeletonProcessor options (crop ratios, rotation)
+  device_transform: auto            # the training transform where the batch is trained (a GPU), not in the
+                                    # loader workers; auto: on any device but the CPU (see `training_collator`)
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from mamp_hub import MampConfig
-from mamp_hub.data import NpzSkeletonDataset, NTUSkeletonDataset, PKUMMDSkeletonDataset, semi_supervised_subset
+from mamp_hub.data import (
+    NpzSkeletonDataset,
+    NTUSkeletonDataset,
+    PaddedSkeletonCollator,
+    PKUMMDSkeletonDataset,
+    SkeletonDataCollator,
+    semi_supervised_subset,
+)
 from mamp_hub.processing_mamp import MampSkeletonProcessor
 
 from .sampling import process_subsets
@@ -68,3 +77,18 @@ def build_processor(data_config: Mapping[str, Any], model_config: MampConfig) ->
         max_persons=model_config.max_persons,
         **data_config.get("processor", {}),
     )
+
+
+def training_collator(
+    data_config: Mapping[str, Any], processor: MampSkeletonProcessor, return_labels: bool, device_type: str
+) -> SkeletonDataCollator | PaddedSkeletonCollator:
+    """The collator of training batches on `device_type` ("cuda", "cpu", ...): `data.device_transform` true (or
+    "auto", the default, on any device but the CPU) stacks padded rows in the loader and runs the random crop, resize
+    and rotation in the training step where the batch lives (`PaddedSkeletonCollator`, the same numbers for the same
+    draws); false runs them in the loader workers (`SkeletonDataCollator`)."""
+    device_transform = data_config.get("device_transform", "auto")
+    if device_transform not in (True, False, "auto"):
+        raise ValueError(f"data.device_transform must be true, false or auto, got {device_transform!r}.")
+    if device_transform is True or (device_transform == "auto" and device_type != "cpu"):
+        return PaddedSkeletonCollator(processor, return_labels=return_labels)
+    return SkeletonDataCollator(processor, training=True, return_labels=return_labels)

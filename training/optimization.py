@@ -74,15 +74,20 @@ def parameter_groups(
 
 
 def optimizer_class_and_kwargs(
-    model: nn.Module, optimizer_config: Mapping[str, Any], learning_rate: float
+    model: nn.Module, optimizer_config: Mapping[str, Any], learning_rate: float, device_type: str = "cpu"
 ) -> tuple[type[torch.optim.Optimizer], dict[str, Any]]:
-    """`Trainer(optimizer_cls_and_kwargs=...)` for the `optimizer` section of a recipe.
+    """`Trainer(optimizer_cls_and_kwargs=...)` for the `optimizer` section of a recipe, training on `device_type`.
 
-    `name: adamw` takes `betas`, `eps`; `name: sgd` takes `momentum`; both take `weight_decay`, `layer_decay` and
-    `weight_decay_position_embeddings`.
+    `name: adamw` takes `betas`, `eps`; `name: sgd` takes `momentum`; both take `weight_decay`, `layer_decay`,
+    `weight_decay_position_embeddings` and `fused`: true runs each step as one fused kernel per parameter group and
+    dtype (PyTorch's `fused=True`; the same update up to rounding), "auto" (default) does so on any device but the
+    CPU, false keeps PyTorch's default (`foreach` on GPUs).
     """
     options = dict(optimizer_config)
     name = options.pop("name", "adamw")
+    fused = options.pop("fused", "auto")
+    if fused not in (True, False, "auto"):
+        raise ValueError(f"optimizer.fused must be true, false or auto, got {fused!r}.")
     groups = parameter_groups(
         model,
         learning_rate,
@@ -100,6 +105,8 @@ def optimizer_class_and_kwargs(
         raise ValueError(f"optimizer.name must be 'adamw' or 'sgd', got {name!r}.")
     if options:
         raise ValueError(f"Unknown keys {sorted(options)} in the optimizer section for {name!r}.")
+    if fused is True or (fused == "auto" and device_type != "cpu"):
+        kwargs["fused"] = True
     # Group weight decays override this default; it only keeps AdamW from decaying groups that set none.
     return optimizer_cls, {"params": groups, "lr": learning_rate, "weight_decay": 0.0, **kwargs}
 

@@ -38,7 +38,7 @@ from mamp_hub.trainer import SkeletonTrainer, non_finite_tensors
 
 from .checkpoints import EpochSnapshots, RunRecord, checkpoint_to_resume
 from .config import load_config
-from .data import build_datasets, build_processor
+from .data import build_datasets, build_processor, training_collator
 from .knn import KnnMonitorCallback
 from .model_card import write_model_card
 from .optimization import optimizer_class_and_kwargs, schedule_arguments
@@ -258,12 +258,14 @@ def run(config: dict[str, Any], command: str = "", callbacks: Sequence[TrainerCa
         args=args,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset if classifying else None,
-        data_collator=SkeletonDataCollator(processor, training=True, return_labels=classifying),
+        data_collator=training_collator(config["data"], processor, classifying, args.device.type),
         eval_data_collator=SkeletonDataCollator(processor, training=False, return_labels=classifying),
         processing_class=processor,
         compute_metrics=compute_metrics if classifying else None,
         preprocess_logits_for_metrics=logits_only if classifying else None,
-        optimizer_cls_and_kwargs=optimizer_class_and_kwargs(model, config["optimizer"], args.learning_rate),
+        optimizer_cls_and_kwargs=optimizer_class_and_kwargs(
+            model, config["optimizer"], args.learning_rate, args.device.type
+        ),
         callbacks=callbacks,
         run_record=record,
     )

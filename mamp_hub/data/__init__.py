@@ -6,7 +6,7 @@ Preparation from raw downloads lives in `mamp_hub.data.prepare_ntu` and `mamp_hu
 `mamp_hub.data.synthetic` generates a SYNTHETIC stand-in for NTU RGB+D (`mamp-synthetic`) for demos and tests.
 """
 
-from .collator import SkeletonDataCollator
+from .collator import PaddedSkeletonCollator, SkeletonDataCollator
 from .datasets import (
     ArraySkeletonDataset,
     NpzSkeletonDataset,
@@ -23,6 +23,7 @@ __all__ = [
     "NpzSkeletonDataset",
     "NpzWriter",
     "PKUMMDSkeletonDataset",
+    "PaddedSkeletonCollator",
     "SkeletonDataCollator",
     "load_npz",
     "realign_npz",

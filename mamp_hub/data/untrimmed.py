@@ -16,7 +16,7 @@ origin). Its labels are exact: an action's segment `{"label", "start", "end"}` (
 `write_untrimmed_pku` writes recordings in the PKU-MMD raw layout, which `mamp_hub.data.prepare_pku` reads back
 (`iter_pku_recordings`); on the command line:
 
-    python -m mamp_hub.data.untrimmed --output-dir synthetic_untrimmed --num-recordings 20
+    mamp-synthetic-untrimmed --output-dir synthetic_untrimmed --num-recordings 20
 
 Nothing here was recorded from people: report no result on it as a PKU-MMD or NTU result. Recording `i` of a seed
 is the same whatever the number of recordings generated with it.
@@ -312,10 +312,10 @@ def _write_whole(path: str, text: str) -> None:
     os.replace(temporary, path)
 
 
-@console_script("python -m mamp_hub.data.untrimmed")
+@console_script("mamp-synthetic-untrimmed")
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m mamp_hub.data.untrimmed",
+        prog="mamp-synthetic-untrimmed",
         description="Write SYNTHETIC untrimmed recordings (not real data) in the PKU-MMD raw layout, for demos and "
         "for evaluating recognition on long recordings.",
     )

@@ -22,6 +22,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ import numpy as np
 
 from ..checks import checked, positive_int
 from ..pipelines import load_skeleton_file
-from ..recognition.persons import PERSON_POLICIES, checked_centre, read_recording
+from ..recognition.persons import PERSON_POLICIES, Recording, checked_centre, read_recording
 from ..recognition.recognize import recognize_recording
 from ..recognition.runners import classifier_runner
 from ..recognition.windows import checked_fps, checked_min_score, checked_window
@@ -128,16 +129,12 @@ def _check_outputs(out: Path | None, plot: Path | None) -> None:
             )
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="mamp-recognize",
-        description="Find the actions in a long skeleton recording with a MAMP classifier, window by window.",
-    )
-    parser.add_argument("recording", type=Path, help="a .npy or .npz file of joints, any number of people")
+def add_recognizer_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that say how a recording is recognised: the model and its windows, people and batches (shared
+    with `mamp-evaluate-untrimmed`)."""
     parser.add_argument("--model", required=True, help="a classifier checkpoint folder or Hub id, or a .onnx file")
     parser.add_argument("--window", type=int, help="frames per window (default: the checkpoint's)")
     parser.add_argument("--stride", type=int, help="frames between window starts (default: a quarter of the window)")
-    parser.add_argument("--fps", type=float, help="frames per second: times in seconds too")
     parser.add_argument("--min-score", type=float, help="frames whose top score is below it are in no segment")
     parser.add_argument("--persons", choices=PERSON_POLICIES, default="most_active", help="default: most_active")
     parser.add_argument(
@@ -145,6 +142,56 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--batch-size", type=int, default=8, help="windows per model call (default 8)")
     parser.add_argument("--device", help="where a PyTorch model runs, e.g. cuda (default: the CPU)")
+
+
+@dataclass
+class Recognizer:
+    """A checked `add_recognizer_arguments` set: the model's runner and the options of `recognize_recording`."""
+
+    runner: Any
+    options: dict[str, Any]
+
+    @property
+    def processor(self) -> Any:
+        return self.runner.processor
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return self.runner.config.id2label
+
+    def __call__(self, recording: Recording, **options: Any) -> dict[str, Any]:
+        return recognize_recording(recording, self.runner, self.id2label, **self.options, **options)
+
+
+def recognizer_from_args(args: argparse.Namespace) -> Recognizer:
+    """The model of `--model` and the checked options of `add_recognizer_arguments`."""
+    min_score = checked_min_score(args.min_score)
+    batch_size = checked("--batch-size", positive_int, args.batch_size)
+    if args.device is not None and args.model.endswith(".onnx"):
+        raise ValueError("--device applies to a PyTorch checkpoint; an .onnx model runs on ONNX Runtime's CPU.")
+    runner = classifier_runner(load_classifier(args.model, args.device))
+    processor = runner.processor
+    window, stride = checked_window(args.window, args.stride, processor.num_frames, processor.eval_crop_ratio)
+    options = {
+        "window": window,
+        "stride": stride,
+        "max_persons": processor.max_persons,
+        "persons": args.persons,
+        "centre": checked_centre(args.centre, processor),
+        "min_score": min_score,
+        "batch_size": batch_size,
+    }
+    return Recognizer(runner, options)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="mamp-recognize",
+        description="Find the actions in a long skeleton recording with a MAMP classifier, window by window.",
+    )
+    parser.add_argument("recording", type=Path, help="a .npy or .npz file of joints, any number of people")
+    add_recognizer_arguments(parser)
+    parser.add_argument("--fps", type=float, help="frames per second: times in seconds too")
     parser.add_argument("--npz-key", help="the .npz array of the recording (default x_test, else x)")
     parser.add_argument("--tracks-key", help="a .npz array of track ids, (persons,) or (persons, frames)")
     parser.add_argument("--layout", help="the recording's array layout when its shape fits several: TVC, MTVC, ...")
@@ -158,40 +205,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     _check_outputs(args.out, args.plot)
-    fps, min_score = checked_fps(args.fps), checked_min_score(args.min_score)
-    batch_size = checked("--batch-size", positive_int, args.batch_size)
+    fps = checked_fps(args.fps)
     if args.top_classes < 1:
         raise ValueError(f"--top-classes must be at least 1, got {args.top_classes}.")
-    if args.device is not None and args.model.endswith(".onnx"):
-        raise ValueError("--device applies to a PyTorch checkpoint; an .onnx model runs on ONNX Runtime's CPU.")
     tracks = None
     if args.tracks_key is not None:
         if args.recording.suffix != ".npz":
             raise ValueError(f"--tracks-key names an array of a .npz file, but {str(args.recording)!r} is not one.")
         tracks = load_skeleton_file(args.recording, args.tracks_key)
     array = load_skeleton_file(args.recording, args.npz_key)
-
-    runner = classifier_runner(load_classifier(args.model, args.device))
-    processor = runner.processor
-    window, stride = checked_window(args.window, args.stride, processor.num_frames, processor.eval_crop_ratio)
-    recording = read_recording(array, processor, args.layout, tracks)
-    id2label = runner.config.id2label
-    result = recognize_recording(
-        recording,
-        runner,
-        id2label,
-        window,
-        stride,
-        max_persons=processor.max_persons,
-        persons=args.persons,
-        centre=checked_centre(args.centre, processor),
-        fps=fps,
-        min_score=min_score,
-        return_frame_scores=args.plot is not None,
-        return_windows=True,
-        batch_size=batch_size,
-        progress=True,
+    recognize = recognizer_from_args(args)
+    recording = read_recording(array, recognize.processor, args.layout, tracks)
+    id2label = recognize.id2label
+    result = recognize(
+        recording, fps=fps, return_frame_scores=args.plot is not None, return_windows=True, progress=True
     )
+    window, stride, min_score = (recognize.options[name] for name in ("window", "stride", "min_score"))
     settings = {"recording": str(args.recording), "model": args.model, "window": window, "stride": stride, "fps": fps}
     outputs = [path for path in (args.out, args.plot) if path is not None]
     with written_together(outputs) as temporaries:
