@@ -21,10 +21,18 @@ reads (`MampSkeletonProcessor`: `(frames, 25, 3)`, `(persons, frames, 25, 3)`, N
 the array that `npz_key=` names. An input that holds several clips (a list, a batched array, a file of a batch)
 gives one result per clip; the pipeline's `batch_size` sets how many clips go through the processor and the model
 together.
+
+A clip with fewer valid (non-zero) frames than one of the model's time segments (`temporal_patch_size`, by default
+4 frames) is refused with a ValueError: stretched to the model's frame count it shows a pose at most, no motion, and
+the label the model would give it is a guess. The processor alone does not refuse such clips (a
+data set's rare short sample should not stop a training run); the pipeline does, because it answers with a label.
+
+A misspelt option (`batchsize=`, `topk=`) is a TypeError that names the closest option and lists them all.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import zipfile
 from pathlib import Path
@@ -37,8 +45,8 @@ from transformers.pipelines.base import build_pipeline_init_args
 from transformers.utils import add_end_docstrings
 
 from ._compat import pipeline_iterator
-from .processing_mamp import MampSkeletonProcessor
-from .skeletons.layouts import as_float_array
+from .processing_mamp import MampSkeletonProcessor, unknown_options_message
+from .skeletons.layouts import as_float_array, count_valid_frames
 
 # The arrays a `.npz` file's clips are read from when `npz_key` is not given, in order of preference.
 NPZ_KEYS: tuple[str, ...] = ("x_test", "x")
@@ -100,6 +108,9 @@ class _SkeletonPipeline(Pipeline):
     # Loaded when the checkpoint has one (None: a failure leaves it None), so that `__init__` can say what to pass.
     _load_feature_extractor = None
     _model_classes: tuple[str, ...] = ()
+    # The methods whose keyword parameters (those with a default) are the options of a call, and of
+    # `pipeline(task, model=..., **options)`: an option added to one of them is known to `_call_options`.
+    _option_readers: tuple[str, ...] = ("_sanitize_parameters", "_postprocess_parameters")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -164,10 +175,29 @@ class _SkeletonPipeline(Pipeline):
         if (joint_layout, joint_units, joint_axes) != (None, None, None):
             preprocess_params["processor"] = self._processor_with(joint_layout, joint_units, joint_axes)
         forward_params = {key: preprocess_params[key] for key in ("layout", "processor") if key in preprocess_params}
+        unknown = set(postprocess_kwargs) - set(self._call_options())
+        if unknown:  # a misspelt option: say which are valid, instead of a TypeError from a private method
+            owner = f"The {self.task} pipeline" if self.task else type(self).__name__
+            raise TypeError(unknown_options_message(owner, unknown, self._call_options()))
         return preprocess_params, forward_params, self._postprocess_parameters(**postprocess_kwargs)
 
     def _postprocess_parameters(self, **kwargs: Any) -> dict[str, Any]:
         raise NotImplementedError
+
+    def _call_options(self) -> list[str]:
+        """Every keyword option a call takes: those `Pipeline.__call__` reads itself (`batch_size`, `num_workers`)
+        and those of the methods in `_option_readers`, with every override of them (which may take some options
+        and pass the others on to `super()`)."""
+        readers = [Pipeline.__call__]
+        readers += [vars(cls)[name] for name in self._option_readers for cls in type(self).__mro__ if name in vars(cls)]
+        return sorted(
+            {
+                name
+                for reader in readers
+                for name, parameter in inspect.signature(reader).parameters.items()
+                if parameter.default is not inspect.Parameter.empty
+            }
+        )
 
     def _processor_with(
         self, joint_layout: str | None, joint_units: str | None, joint_axes: str | None
@@ -193,12 +223,25 @@ class _SkeletonPipeline(Pipeline):
         The processor runs in `_forward`, on whole batches."""
         clip = read_skeletons(inputs, npz_key)
         processor = processor or self.feature_extractor
-        if processor.resolve_layout(clip.shape, layout)[1]:
+        clip_layout, batched = processor.resolve_layout(clip.shape, layout)
+        if batched:
             raise ValueError(
                 f"An element of the input holds a batch of {len(clip)} clips (shape {clip.shape}); pass that batch on "
                 "its own, or its clips as separate elements."
             )
+        self._check_motion_frames(clip, clip_layout)
         return {"clips": [clip]}
+
+    def _check_motion_frames(self, clip: np.ndarray, clip_layout: str) -> None:
+        """Refuse a clip with fewer valid frames than one time segment of the model (see the module's docstring)."""
+        segment = self.model.config.temporal_patch_size
+        valid = count_valid_frames(clip, clip_layout)
+        if valid < segment:
+            raise ValueError(
+                f"A clip of shape {clip.shape} has {valid} valid (non-zero) frame{'' if valid == 1 else 's'}, fewer "
+                f"than one time segment of the model (temporal_patch_size={segment} frames): it shows no motion to "
+                f"recognise. Pass clips of at least {segment} frames (leave this one out of a list)."
+            )
 
     def get_iterator(
         self,
@@ -275,7 +318,8 @@ class SkeletonActionRecognitionPipeline(_SkeletonPipeline):
 
         Raises:
             ValueError: for an input that is no clip (another type, a missing or unreadable file, a shape that fits
-                no layout) or a bad option.
+                no layout, fewer valid frames than `temporal_patch_size`) or a bad option value.
+            TypeError: for an unknown option, naming the closest one.
         """
         return super().__call__(inputs, **kwargs)
 
