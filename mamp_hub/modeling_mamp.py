@@ -16,6 +16,7 @@ segments, V_p = V / joint_patch_size joint groups, L = T_e * V_p tokens, P = val
 person sequences.
 """
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import torch
@@ -319,6 +320,9 @@ def random_masking(scores: torch.Tensor, num_visible: int) -> tuple[torch.Tensor
 # Parameter names of checkpoints written by earlier versions -> today's, as regular expressions for transformers'
 # `from_pretrained(key_mapping=...)`: before 0.2 the decoder's blocks were a second encoder named `transformer`.
 LEGACY_KEY_MAPPING = {r"decoder\.transformer\.layers\.": "decoder.decoder_layers."}
+# `from_pretrained(expect_new_head=True)` while it runs: read by `adjust_loading_report`, which transformers calls on
+# the model that `from_pretrained` builds, before that call returns.
+_EXPECT_NEW_HEAD: ContextVar[bool] = ContextVar("expect_new_head", default=False)
 
 
 class MampPreTrainedModel(LoadingReportHook, PreTrainedModel):
@@ -350,10 +354,18 @@ class MampPreTrainedModel(LoadingReportHook, PreTrainedModel):
         super().__init__(config, *inputs, **kwargs)
 
     @classmethod
-    def from_pretrained(cls, *args, key_mapping: dict[str, str] | None = None, **kwargs):
+    def from_pretrained(cls, *args, key_mapping: dict[str, str] | None = None, expect_new_head: bool = False, **kwargs):
         """`PreTrainedModel.from_pretrained`, which also loads the parameter names of earlier versions
-        (`LEGACY_KEY_MAPPING`, before any `key_mapping` given)."""
-        return super().from_pretrained(*args, key_mapping={**LEGACY_KEY_MAPPING, **(key_mapping or {})}, **kwargs)
+        (`LEGACY_KEY_MAPPING`, before any `key_mapping` given).
+
+        A head that the checkpoint lacks (a classifier loaded from a pre-trained encoder) is newly initialised, with
+        a warning to train it; `expect_new_head=True` says that this is the intent (a linear probe or fine-tuning
+        from a pre-trained checkpoint), and the new head is then reported at INFO level instead."""
+        token = _EXPECT_NEW_HEAD.set(bool(expect_new_head))
+        try:
+            return super().from_pretrained(*args, key_mapping={**LEGACY_KEY_MAPPING, **(key_mapping or {})}, **kwargs)
+        finally:
+            _EXPECT_NEW_HEAD.reset(token)
 
     def adjust_loading_report(self, loading_info) -> None:
         """Run just before transformers logs its loading report (`LoadingReportHook`). A checkpoint of another task
@@ -367,10 +379,13 @@ class MampPreTrainedModel(LoadingReportHook, PreTrainedModel):
             return
         if new:
             head = next(iter(new)).split(".")[0]
-            logger.warning(
-                f"{type(self).__name__}: the checkpoint has no {head} weights, so a new {head} was initialised; "
-                "train it before use."
-            )
+            if _EXPECT_NEW_HEAD.get():
+                logger.info(f"{type(self).__name__}: a new {head} was initialised on the checkpoint's encoder.")
+            else:
+                logger.warning(
+                    f"{type(self).__name__}: the checkpoint has no {head} weights, so a new {head} was initialised; "
+                    "train it before use."
+                )
         if unused:
             head = ", ".join(sorted({key.split(".")[0] for key in unused}))
             logger.info(f"{type(self).__name__}: the checkpoint's {head} weights are not used by this model.")

@@ -27,10 +27,18 @@ Called with `window=` (or another of `WINDOW_OPTIONS`), a pipeline takes ONE lon
 and runs the model on its windows (`mamp_hub.recognition`, docs/long_recordings.md): the action recognition
 pipeline returns segments with their frames (and per-frame scores, windows), the feature extraction pipeline one
 embedding per window.
+
+A clip with fewer valid (non-zero) frames than one of the model's time segments (`temporal_patch_size`, by default
+4 frames) is refused with a ValueError: stretched to the model's frame count it shows a pose at most, no motion, and
+the label the model would give it is a guess. The processor alone does not refuse such clips (a
+data set's rare short sample should not stop a training run); the pipeline does, because it answers with a label.
+
+A misspelt option (`batchsize=`, `topk=`) is a TypeError that names the closest option and lists them all.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import warnings
 import zipfile
@@ -46,12 +54,12 @@ from transformers.utils import add_end_docstrings
 from ._compat import pipeline_iterator
 from .checks import checked, flag, positive_int
 from .data.npz import load_npy, load_npz, npz_array_names
-from .processing_mamp import MampSkeletonProcessor
+from .processing_mamp import MampSkeletonProcessor, unknown_options_message
 from .recognition.persons import Recording, checked_centre, checked_policy, read_recording
 from .recognition.recognize import recognize_recording, window_features
 from .recognition.runners import TorchRunner, checked_score_function, class_scores
 from .recognition.windows import checked_fps, checked_min_score, checked_window
-from .skeletons.layouts import as_float_array
+from .skeletons.layouts import as_float_array, count_valid_frames
 
 # The arrays a `.npz` file's clips are read from when `npz_key` is not given, in order of preference.
 NPZ_KEYS: tuple[str, ...] = ("x_test", "x")
@@ -116,6 +124,14 @@ class _SkeletonPipeline(Pipeline):
     # Loaded when the checkpoint has one (None: a failure leaves it None), so that `__init__` can say what to pass.
     _load_feature_extractor = None
     _model_classes: tuple[str, ...] = ()
+    # The methods whose keyword parameters (those with a default) are the options of a call, and of
+    # `pipeline(task, model=..., **options)`: an option added to one of them is known to `_call_options`.
+    _option_readers: tuple[str, ...] = (
+        "_sanitize_parameters",
+        "_postprocess_parameters",
+        "_call_windowed",
+        "_windowed",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -239,10 +255,29 @@ class _SkeletonPipeline(Pipeline):
         if (joint_layout, joint_units, joint_axes) != (None, None, None):
             preprocess_params["processor"] = self._processor_with(joint_layout, joint_units, joint_axes)
         forward_params = {key: preprocess_params[key] for key in ("layout", "processor") if key in preprocess_params}
+        unknown = set(postprocess_kwargs) - set(self._call_options())
+        if unknown:  # a misspelt option: say which are valid, instead of a TypeError from a private method
+            owner = f"The {self.task} pipeline" if self.task else type(self).__name__
+            raise TypeError(unknown_options_message(owner, unknown, self._call_options()))
         return preprocess_params, forward_params, self._postprocess_parameters(**postprocess_kwargs)
 
     def _postprocess_parameters(self, **kwargs: Any) -> dict[str, Any]:
         raise NotImplementedError
+
+    def _call_options(self) -> list[str]:
+        """Every keyword option a call takes: those `Pipeline.__call__` reads itself (`batch_size`, `num_workers`)
+        and those of the methods in `_option_readers`, with every override of them (which may take some options
+        and pass the others on to `super()`)."""
+        readers = [Pipeline.__call__]
+        readers += [vars(cls)[name] for name in self._option_readers for cls in type(self).__mro__ if name in vars(cls)]
+        return sorted(
+            {
+                name
+                for reader in readers
+                for name, parameter in inspect.signature(reader).parameters.items()
+                if parameter.default is not inspect.Parameter.empty
+            }
+        )
 
     def _processor_with(
         self, joint_layout: str | None, joint_units: str | None, joint_axes: str | None
@@ -286,7 +321,7 @@ class _SkeletonPipeline(Pipeline):
         clip = read_skeletons(inputs, npz_key)
         processor = processor or self.feature_extractor
         try:  # one clip, read on its own as the processor reads each clip of a list
-            processor.resolve_layout(clip.shape, layout, batched=False)
+            clip_layout = processor.resolve_layout(clip.shape, layout, batched=False)[0]
         except ValueError as error:
             try:
                 processor.resolve_layout(clip.shape, layout, batched=True)
@@ -296,7 +331,19 @@ class _SkeletonPipeline(Pipeline):
                 f"An element of the input holds a batch of {len(clip)} clips (shape {clip.shape}); pass that batch on "
                 "its own, or its clips as separate elements."
             ) from None
+        self._check_motion_frames(clip, clip_layout)
         return {"clips": [clip]}
+
+    def _check_motion_frames(self, clip: np.ndarray, clip_layout: str) -> None:
+        """Refuse a clip with fewer valid frames than one time segment of the model (see the module's docstring)."""
+        segment = self.model.config.temporal_patch_size
+        valid = count_valid_frames(clip, clip_layout)
+        if valid < segment:
+            raise ValueError(
+                f"A clip of shape {clip.shape} has {valid} valid (non-zero) frame{'' if valid == 1 else 's'}, fewer "
+                f"than one time segment of the model (temporal_patch_size={segment} frames): it shows no motion to "
+                f"recognise. Pass clips of at least {segment} frames (leave this one out of a list)."
+            )
 
     def get_iterator(
         self,
@@ -389,7 +436,8 @@ class SkeletonActionRecognitionPipeline(_SkeletonPipeline):
 
         Raises:
             ValueError: for an input that is no clip (another type, a missing or unreadable file, a shape that fits
-                no layout) or a bad option.
+                no layout, fewer valid frames than `temporal_patch_size`) or a bad option value.
+            TypeError: for an unknown option, naming the closest one.
         """
         return super().__call__(inputs, **kwargs)
 

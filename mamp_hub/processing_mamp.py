@@ -9,9 +9,10 @@ other skeleton sources' joints to the NTU layout (`joint_layout`), is `skeleton_
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,20 @@ from .transforms import (
 )
 
 # ----------------------------------------------------------------------------- option checks
+
+
+def unknown_options_message(owner: str, unknown: Iterable[str], options: Iterable[str]) -> str:
+    """The message for misspelt keyword options: `"<owner> got unknown options ['topk'] (did you mean 'top_k'?); its
+    options are [...]."`, with the closest valid option to each (by `difflib`) where one is close."""
+    unknown, options = sorted(unknown), sorted(options)
+    close = {name: difflib.get_close_matches(name, options, n=1) for name in unknown}
+    guesses = [
+        repr(match[0]) + (f" for {name!r}" if len(unknown) > 1 else "") for name, match in close.items() if match
+    ]
+    hint = f" (did you mean {', '.join(guesses)}?)" if guesses else ""
+    return f"{owner} got unknown options {unknown}{hint}; its options are {options}."
+
+
 # Each takes the option's value and returns the value to store, or raises ValueError naming what is wrong.
 
 
@@ -210,9 +225,7 @@ class MampSkeletonProcessor(FeatureExtractionMixin):
     ) -> None:
         unknown = sorted(set(kwargs) - _TRANSFORMERS_KEYS)
         if unknown:
-            raise ValueError(
-                f"MampSkeletonProcessor got unknown options {unknown}; its options are {sorted(_OPTION_CHECKS)}."
-            )
+            raise ValueError(unknown_options_message("MampSkeletonProcessor", unknown, _OPTION_CHECKS))
         super().__init__(**kwargs)
         self.num_frames = num_frames
         self.num_joints = num_joints

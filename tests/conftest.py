@@ -1,6 +1,6 @@
 """What several test modules share: the authors' reference run (tests/fixtures/mamp_official_small.safetensors),
-tiny configs and checkpoints, a small synthetic data set and long SYNTHETIC recordings, the examples as modules, and
-a training callback.
+tiny configs and checkpoints, a small synthetic data set, the tiny pre-training recipe and long SYNTHETIC recordings,
+the examples as modules, a training callback, and raw NTU / PKU-MMD files for the preparation scripts.
 
 Test modules import the helpers (`from conftest import tiny_config`); pytest provides the fixtures.
 """
@@ -196,3 +196,50 @@ def pretrain_recipe(synthetic_npz: Path, output_dir: Path, *overrides: str) -> d
         "schedule.warmup_epochs=0", "schedule.global_batch_size=16", *overrides,
     ]  # fmt: skip
     return load_config(TINY_RECIPES / "pretrain_mamp.yaml", settings)
+
+
+# Raw downloads in their real text formats, for the preparation scripts (test_prepare.py, test_cli.py).
+RNG = np.random.default_rng(0)  # the draws of `body`, which test_prepare.py continues
+
+
+def body(frames: int, wide: bool = False, motion: float = 0.01) -> np.ndarray:
+    """(frames, 25, 3) joints of a plausible standing body (taller than wide), or of an implausibly wide one,
+    rounded to 4 decimals as the files store them."""
+    spread = np.array([2.0, 0.3, 0.1]) if wide else np.array([0.2, 0.6, 0.1])
+    pose = RNG.uniform(-1, 1, size=(25, 3)) * spread + np.array([RNG.uniform(-1, 1), 0.2, 3.0])
+    drift = np.cumsum(RNG.normal(size=(frames, 1, 3)) * motion, axis=0)
+    return np.round(pose + drift, 4)
+
+
+def write_skeleton_file(path: Path, frames: list[list[tuple[str, np.ndarray]]]) -> None:
+    """The NTU text format: frame count; per frame the body count; per body 10 body values, the joint count and
+    25 lines of x y z depthX depthY colorX colorY orientationW X Y Z trackingState."""
+    lines = [str(len(frames))]
+    for bodies in frames:
+        lines.append(str(len(bodies)))
+        for body_id, joints in bodies:
+            lines += [f"{body_id} 0 1 1 1 1 0 0.01 -0.02 2", "25"]
+            lines += [f"{x:.4f} {y:.4f} {z:.4f} 250.1 180.2 960.3 540.4 0.5 0.1 0.2 0.3 2" for x, y, z in joints]
+    path.write_text("\r\n".join(lines) + "\r\n")
+
+
+def per_frame(*tracks: tuple[str, np.ndarray, int]) -> list[list[tuple[str, np.ndarray]]]:
+    """Frames from (body id, joints, first frame) tracks."""
+    num_frames = max(start + len(joints) for _, joints, start in tracks)
+    return [
+        [(body_id, joints[t - start]) for body_id, joints, start in tracks if start <= t < start + len(joints)]
+        for t in range(num_frames)
+    ]
+
+
+def pku_raw(tmp_path: Path, recordings: dict[str, np.ndarray], labels: dict[str, str]) -> Path:
+    """A PKU-MMD download: skeleton/ and label/ files, and a cross-subject split with every recording training."""
+    raw = tmp_path / "pku"
+    (raw / "skeleton").mkdir(parents=True)
+    (raw / "label").mkdir()
+    for name, frames in recordings.items():
+        np.savetxt(raw / "skeleton" / f"{name}.txt", frames, fmt="%.4f")
+        (raw / "label" / f"{name}.txt").write_text(labels[name])
+    training = ", ".join(recordings) or "0002-L"  # a split file lists recordings even if none were downloaded
+    (raw / "cross-subject.txt").write_text(f"Training videos:\n{training}\nValidation videos:\n")
+    return raw

@@ -157,9 +157,8 @@ def test_without_onnxruntime_verification_is_refused_unless_skipped(pretrained_d
     error = run_failing([str(pretrained_dir), str(output)], capsys, monkeypatch)
     assert "needs onnxruntime" in error and "--no-verify" in error and not output.exists()
 
-    result = main([str(pretrained_dir), str(output), "--no-verify"])
-    assert result.max_abs_difference is None and output.is_file()
-    assert "not verified" in capsys.readouterr().out
+    main([str(pretrained_dir), str(output), "--no-verify"])
+    assert output.is_file() and "not verified" in capsys.readouterr().out
 
 
 def test_an_export_that_differs_from_pytorch_fails(classifier_dir, tmp_path, capsys, monkeypatch):

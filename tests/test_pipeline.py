@@ -170,7 +170,7 @@ def test_a_call_option_changes_what_it_names_and_nothing_else(checkpoint, tmp_pa
         scores = as_scores(classifier(swapped, joint_axes="-x z -y"))
         assert scores == pytest.approx(as_scores(expected), abs=ATOL)
         with pytest.warns(UserWarning, match=r"joint_layout='smpl' replaces .*'h36m', so its joint_units='mm'"):
-            classifier(np.zeros((30, 24, 3), np.float32), joint_layout="smpl")
+            classifier(np.ones((30, 24, 3), np.float32), joint_layout="smpl")
         assert classifier.feature_extractor.joint_units == ("mm" if classifier is saved else None)  # unchanged
 
 
@@ -206,7 +206,7 @@ def test_feature_extraction_gives_the_pooled_embedding(checkpoint):
     ("make_input", "kwargs", "message"),
     [
         (lambda path: {"x": 1}, {}, "Got input of type dict where skeletons were expected; pass a numpy array"),
-        (lambda path: [np.zeros((30, 25, 3)), 7], {}, "Got input of type int where skeletons"),
+        (lambda path: [np.ones((30, 25, 3)), 7], {}, "Got input of type int where skeletons"),
         (lambda path: "walking", {}, "'walking' is not a .npy or .npz file"),
         (lambda path: path / "missing.npy", {}, "There is no file at .*missing.npy"),
         (lambda path: path / "text.npy", {}, "text.npy' is not a NumPy array: it does not start with a valid .npy"),
@@ -227,6 +227,53 @@ def test_bad_inputs_say_what_to_pass(classifier, tmp_path, make_input, kwargs, m
     np.savez(tmp_path / "clip.npz", y=np.zeros(3))
     with pytest.raises(ValueError, match=message):
         classifier(make_input(tmp_path), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [("batchsize", "batch_size"), ("topk", "top_k"), ("joint_layot", "joint_layout"), ("npzkey", "npz_key")],
+)
+def test_a_misspelt_option_names_the_closest_and_every_option(checkpoint, classifier, typo, meant):
+    message = rf"The skeleton-action-recognition pipeline got unknown options \['{typo}'\] \(did you mean '{meant}'\?\)"
+    with pytest.raises(TypeError, match=message) as error:
+        classifier(clips(1)[0], **{typo: 2})
+    listed = ["batch_size", "function_to_apply", "joint_axes", "joint_layout", "joint_units", "layout", "npz_key"]
+    assert all(f"'{option}'" in str(error.value) for option in [*listed, "num_workers", "top_k"])
+    with pytest.raises(TypeError, match=message):  # given to pipeline(), for every call
+        pipeline("skeleton-action-recognition", model=str(checkpoint), **{typo: 2})
+    embedder = pipeline("skeleton-feature-extraction", model=str(checkpoint))
+    with pytest.raises(TypeError, match=r"unknown options \['pol'\] \(did you mean 'pool'\?\).*'return_tensors'"):
+        embedder(clips(1)[0], pol=False)
+
+
+def test_the_options_listed_are_those_the_parameter_methods_take(classifier):
+    """The list comes from the signatures: an option added to `_postprocess_parameters` (or to another method in
+    `_option_readers`) is listed, and accepted, with no list to update."""
+
+    class WithThreshold(SkeletonActionRecognitionPipeline):
+        def _postprocess_parameters(self, min_score: float | None = None, **kwargs):
+            return super()._postprocess_parameters(**kwargs)
+
+    extended = WithThreshold(model=classifier.model, feature_extractor=classifier.feature_extractor, min_score=0.5)
+    assert set(extended._call_options()) == {*classifier._call_options(), "min_score"}
+    with pytest.raises(TypeError, match=r"\['min_scor'\] \(did you mean 'min_score'\?\)"):
+        extended(clips(1)[0], min_scor=0.5)
+
+
+@pytest.mark.parametrize("frames", [1, 3])
+def test_a_clip_too_short_to_show_motion_is_refused(checkpoint, classifier, frames):
+    """Fewer valid frames than one time segment (temporal_patch_size = 4): the model would see a still pose."""
+    short = np.random.default_rng(0).normal(size=(frames, 25, 3))
+    padded = np.concatenate([short, np.zeros((60, 25, 3))])  # the zero frames of an NTU row do not count
+    message = (
+        rf"has {frames} valid \(non-zero\) frames?, fewer than one time segment of the model \(temporal_patch_size=4"
+    )
+    for inputs in (short, padded, [clips(1)[0], short]):
+        with pytest.raises(ValueError, match=message):
+            classifier(inputs)
+    with pytest.raises(ValueError, match=r"has 0 valid \(non-zero\) frames"):
+        pipeline("skeleton-feature-extraction", model=str(checkpoint))(np.zeros((30, 25, 3)))
+    assert len(classifier(np.random.default_rng(0).normal(size=(4, 25, 3)))) == 5  # one segment is enough
 
 
 def test_a_model_without_its_processor_or_of_another_task_is_refused(checkpoint, tmp_path):

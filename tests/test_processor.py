@@ -303,7 +303,9 @@ def test_loading_arguments_that_transformers_passes_along_are_ignored_but_a_typo
 
 
 def test_unknown_options_and_rotation_without_3d_joints_are_refused(tmp_path):
-    with pytest.raises(ValueError, match=r"unknown options \['eval_crop_ration'\]"):
+    with pytest.raises(
+        ValueError, match=r"unknown options \['eval_crop_ration'\] \(did you mean 'eval_crop_ratio'\?\)"
+    ):
         MampSkeletonProcessor(eval_crop_ration=0.9)
     MampSkeletonProcessor().save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="eval_crop_ration"):

@@ -10,8 +10,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import re
 import shutil
+import site
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -328,3 +332,48 @@ def test_push_fails_half_way_and_resumes(reference, local_hub, tmp_path):
     again = run_python([*command, "--push"], env)
     assert again.returncode == 0 and again.stdout.count("up to date, skipped") == 4
     assert dict(local_hub.commits) == dict.fromkeys(order, 1)
+
+
+@pytest.mark.slow
+def test_a_dry_run_from_a_wheel_installed_outside_the_clone(tmp_path):
+    """The wheel carries the card template (package data): `mamp-release`, installed from it into a fresh environment
+    and run from a folder outside the clone, writes a filled card. The environment sees this one's dependencies
+    (torch, transformers, ...; a `.pth` path line, which runs no other `.pth` file, so not this clone's editable
+    install) and gets mamp-hub from the wheel alone."""
+    root = Path(__file__).resolve().parents[1]
+    source_tree = tmp_path / "source_tree"  # pip builds in the tree: a copy keeps build/ out of the clone
+    source_tree.mkdir()
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy(root / name, source_tree / name)
+    shutil.copytree(root / "mamp_hub", source_tree / "mamp_hub", ignore=shutil.ignore_patterns("__pycache__"))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", tmp_path / "dist", source_tree], check=True, timeout=600)
+    (wheel,) = (tmp_path / "dist").glob("mamp_hub-*.whl")
+
+    environment = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", environment], check=True, timeout=120)
+    python = environment / "bin" / "python"
+    own_site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    (Path(own_site) / "dependencies.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    subprocess.run([*pip, "--python", python, "install", "--no-deps", wheel], check=True, timeout=300)
+
+    outside = tmp_path / "elsewhere"
+    (outside / PRETRAIN_60).parent.mkdir(parents=True)
+    shutil.copy(OFFICIAL_CHECKPOINT, outside / PRETRAIN_60)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MAMP_HUB_TRACEBACK")}
+    where = subprocess.run(
+        [python, "-c", "import mamp_hub; print(mamp_hub.__file__)"], cwd=outside, env=env, capture_output=True,
+        text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert Path(where).is_relative_to(environment), where  # the wheel's copy, not the clone's
+    released = subprocess.run(
+        [environment / "bin" / "mamp-release", ".", "--output-dir", "released", "--org", ORG],
+        cwd=outside, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert released.returncode == 0, released.stderr
+    card = (outside / "released" / "mamp-ntu60-xsub-pretrain" / "README.md").read_text()
+    assert f"{ORG}/mamp-ntu60-xsub-pretrain" in card and "<org>/<repo>" not in card
+    assert sha256(OFFICIAL_CHECKPOINT) in card and "mamp:begin" in card

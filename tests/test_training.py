@@ -252,8 +252,9 @@ def test_tiny_recipe_pretraining_budget():
         main(["--pretrain_epochs", "1"])
 
 
-def test_tiny_recipe_seed_reaches_the_data_and_every_stage(tmp_path, monkeypatch):
-    """`--seed` regenerates the synthetic data and seeds every stage: initialisation, data order, crops, masking."""
+def test_tiny_recipe_seed_reaches_the_data_and_every_stage(tmp_path, monkeypatch, capsys):
+    """`--seed` regenerates the synthetic data and seeds every stage: initialisation, data order, crops, masking.
+    Each stage is announced; the results record the command, time, memory and machine they were measured with."""
     from training import tiny_recipe
 
     data_seeds, stage_seeds = [], []
@@ -268,11 +269,21 @@ def test_tiny_recipe_seed_reaches_the_data_and_every_stage(tmp_path, monkeypatch
     )
     monkeypatch.setattr(tiny_recipe, "run", fake_run)
     monkeypatch.setattr(tiny_recipe, "plot_loss_curves", lambda output_dir, path: None)
-    results = tiny_recipe.main(["--output_dir", str(tmp_path), "--seed", "3"])
+    assert tiny_recipe.main(["--output_dir", str(tmp_path), "--seed", "3"]) is None  # exit status 0 as a script
+    results = json.loads((tmp_path / "results.json").read_text())
     assert data_seeds == [3] and results["seed"] == 3
     protocols = ["init", "pretrain", "pretrain", "linear_probe", "linear_probe", "linear_probe", "finetune"]
     assert stage_seeds == [(protocol, 3) for protocol in protocols]
-    assert "seed 3" in (tmp_path / "results.md").read_text()
+    headings = [line.split(":")[0] for line in capsys.readouterr().out.splitlines() if line.startswith("=== stage")]
+    assert headings == [f"=== stage {stage}/6" for stage in (1, 2, 3, 3, 4, 4, 4, 5, 6)]
+
+    command = f"python -m training.tiny_recipe --output_dir {tmp_path} --seed 3"
+    assert results["command"] == command and results["wall_time_s"] >= 0 and results["peak_memory_mb"] > 100
+    machine = results["machine"]
+    assert machine["torch"] == torch.__version__ and machine["cpu_cores"] >= 1 and machine["cpu"]
+    table = (tmp_path / "results.md").read_text()
+    assert "seed 3" in table and f"Command: `{command}`" in table and f"torch {torch.__version__}" in table
+    assert f"{machine['cpu_cores']} cores" in table and "peak memory" in table
     with pytest.raises(SystemExit):
         tiny_recipe.main(["--seed", "-1"])
 
@@ -289,8 +300,22 @@ def test_data_section_errors(synthetic_npz):
     assert len(id2label) == 10 and len(labelled) == round(0.1 * len(full))
 
 
+def test_a_new_head_on_a_pretrained_encoder_is_no_warning_in_a_recipe(tmp_path, caplog):
+    """A linear probe or fine-tuning from a pre-training folder means to put a new classifier on its encoder."""
+    from mamp_hub import MampForMaskedMotionPrediction
+    from training.recipe import build_model
+
+    MampForMaskedMotionPrediction(tiny_config()).save_pretrained(tmp_path)
+    for protocol in ("linear_probe", "finetune"):
+        with caplog.at_level("INFO", logger="mamp_hub.modeling_mamp"):
+            model = build_model({"protocol": protocol, "init_from": str(tmp_path)}, {0: "a", 1: "b"})
+        assert model.config.num_labels == 2 and "a new classifier was initialised" in caplog.text
+        assert not [record for record in caplog.records if record.levelname == "WARNING"], caplog.text
+        caplog.clear()
+
+
 @pytest.mark.slow
-def test_tiny_recipe_end_to_end(tmp_path):
+def test_tiny_recipe_end_to_end(tmp_path, caplog):
     """Pre-train -> save_pretrained -> from_pretrained -> linear probe, for MAMP, a random encoder and the baseline."""
     from training.tiny_recipe import run_tiny_recipe
 
@@ -299,6 +324,7 @@ def test_tiny_recipe_end_to_end(tmp_path):
         "linear_probe": ["schedule.epochs=4", "schedule.global_batch_size=32"],
     }
     results = run_tiny_recipe(tmp_path, overrides, num_samples=200, finetune=False)
+    assert "train it before use" not in caplog.text  # the probes' new heads are expected
 
     for name in ("pretrain_mamp", "pretrain_skeletonmae"):
         losses = logged_losses(tmp_path / name)

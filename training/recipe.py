@@ -145,7 +145,8 @@ def build_model(config: dict[str, Any], id2label: dict[int, str] | None) -> PreT
         init_from = checked_init_from(init_from)
         saved, _ = MampConfig.get_config_dict(init_from)
         merged = MampConfig.from_dict({**saved, **options})
-        model = MampForSkeletonClassification.from_pretrained(init_from, config=merged)
+        # A new head on the encoder is what a linear probe or fine-tuning from a pre-trained folder means to do.
+        model = MampForSkeletonClassification.from_pretrained(init_from, config=merged, expect_new_head=True)
         non_finite = non_finite_tensors(model)
         if non_finite:
             raise ValueError(
@@ -375,10 +376,10 @@ def upload_card_and_metrics(trainer: Trainer, card: Path) -> None:
 
 
 @console_script(COMMAND)
-def main(argv: Sequence[str] | None = None) -> dict[str, float]:
+def main(argv: Sequence[str] | None = None) -> None:
     """`python -m training CONFIG [section.key=value ...]`: a failure (a bad recipe, a diverged run) is one line
     `python -m training: error: ...` and exit status 2."""
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
     torch.set_float32_matmul_precision("high")  # TF32 matmuls on Ampere+ GPUs; no effect on CPUs
     config, command = parse_command_line(argv)
-    return run(config, command)
+    run(config, command)

@@ -328,7 +328,7 @@ def load_for_export(model_dir: str | os.PathLike, task: Task = "auto") -> MampMo
 
 
 @console_script("mamp-export-onnx")
-def main(argv: list[str] | None = None) -> OnnxExport:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="mamp-export-onnx",
         description="Export a MAMP model folder to ONNX (dynamic batch, input 'skeleton_values') and check it with "
@@ -370,7 +370,6 @@ def main(argv: list[str] | None = None) -> OnnxExport:
             f"verified with ONNX Runtime against PyTorch on {VERIFY_BATCH_SIZE} clips (one- and two-person; exported "
             f"with {EXPORT_BATCH_SIZE}): max |difference| {differences} (atol {args.atol:g})"
         )
-    return result
 
 
 if __name__ == "__main__":
