@@ -369,7 +369,7 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 @console_script("benchmarks/gpu.sh")
-def main(argv: Sequence[str] | None = None) -> dict:
+def main(argv: Sequence[str] | None = None) -> None:
     args = parse_arguments(argv)
     started = time.perf_counter()
     device = args.device
@@ -430,7 +430,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
-    return payload
 
 
 if __name__ == "__main__":

@@ -62,12 +62,12 @@ def test_card_peaks_by_name(matmul_precision):
 
 
 def test_smoke_run_on_the_cpu(tmp_path, capsys, matmul_precision):
-    payload = bench_gpu.main(["--device", "cpu", "--smoke", "--json", str(tmp_path / "gpu.json")])
+    bench_gpu.main(["--device", "cpu", "--smoke", "--json", str(tmp_path / "gpu.json")])
+    payload = json.loads((tmp_path / "gpu.json").read_text())
     report = capsys.readouterr().out
     assert "| fp32 |" in report and "| bf16 |" in report and "bf16+compile" not in report
     assert "| padded rows (device transform) | 0 |" in report and "| CPU transform in the workers | 0 |" in report
     assert "Goal: 400 epochs of the recipe in under 2 h on one H100 = 2,226 sequences/s" in report
-    assert json.loads((tmp_path / "gpu.json").read_text())["checks"] == payload["checks"]
     assert payload["checks"]["forward_max_abs_diff"] == 0  # the CPU against itself
     for result in payload["results"]:
         assert result["sequences_per_s"] > 0 and result["hours_400_epochs"] > 0 and result["mfu_spec"] is None

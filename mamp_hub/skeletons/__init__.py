@@ -1,10 +1,9 @@
 """Skeleton layouts: the NTU RGB+D joints, bones and action names, and adapters from other skeleton sources.
 
-`mamp_hub.skeletons.ntu` holds the NTU RGB+D / PKU-MMD (Kinect v2) layout and the benchmarks' action names;
-`mamp_hub.skeletons.sources` maps the joints of other sensors and pose estimators (Human3.6M, MediaPipe Pose, Azure
-Kinect, SMPL / SMPL-H / SMPL-X) to that layout with `to_ntu`. Both are flat modules next to `processing_mamp.py`,
-which uses them, so that `mamp_hub.tools.remote_code.save_with_code` copies them with it (transformers copies the files of a
-module's relative imports, not packages); this package gathers their names.
+`ntu` holds the NTU RGB+D / PKU-MMD (Kinect v2) joint layout and the benchmarks' action names; `sources` maps the
+joints of other sensors and pose estimators (Human3.6M, MediaPipe Pose, Azure Kinect, SMPL / SMPL-H / SMPL-X) to that
+layout with `to_ntu`; `layouts` reads the array layouts of sequences (valid frames, present persons, centring) for
+the processor, the model and the data sets. The public names of `ntu` and `sources` are importable from here.
 """
 
 from .ntu import (
