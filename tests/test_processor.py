@@ -467,3 +467,11 @@ def test_joint_layout_is_saved_and_checked_with_the_other_options(tmp_path):
 def test_bad_inputs_of_another_joint_layout_say_what_to_pass(make_input, kwargs, message):
     with pytest.raises(ValueError, match=message):
         MampSkeletonProcessor(joint_layout="h36m")(make_input(), **kwargs)
+
+
+def test_non_finite_coordinates_are_refused_naming_their_person_slots():
+    sequences = np.ones((3, 40, 2, 25, 3), np.float32)  # (B, T, M, V, C): three two-person clips
+    sequences[1, 7, 1, 3, 0] = np.nan  # clip 1, person 1: slot 1 * 2 + 1
+    sequences[2, 20, 0, 0, 2] = np.inf  # clip 2, person 0: slot 4
+    with pytest.raises(ValueError, match=r"NaN or infinite coordinates \(in person slots \[3, 4\]"):
+        MampSkeletonProcessor(num_frames=16)(sequences.reshape(3, 40, 150))

@@ -208,10 +208,10 @@ def present_person_slots(skeleton_values: torch.Tensor) -> torch.Tensor:
     `b * M + m` of the slots that are not all zeros (absent persons are all zeros). This is the processor's
     `present_persons`, which lets the model encode only those slots; a NaN counts as present.
 
-    The smallest and largest value of each slot answer the question in one reduction without a temporary array (a
-    slot is all zeros iff both are zero)."""
-    smallest, largest = torch.aminmax(skeleton_values.flatten(2), dim=2)
-    return ((smallest != 0) | (largest != 0)).flatten().nonzero().flatten()
+    The smallest and largest value of each slot answer the question without a temporary array (a slot is all zeros
+    iff both are zero; `amax` and `amin` are several times faster than `aminmax` or `ne(0).any` on the CPU)."""
+    slots = skeleton_values.flatten(2)
+    return ((slots.amin(dim=2) != 0) | (slots.amax(dim=2) != 0)).flatten().nonzero().flatten()
 
 
 def centre_on_first_frame(joints: np.ndarray) -> np.ndarray:
