@@ -11,17 +11,8 @@ timed step is what a recipe step does on one device: the padded batch copied to 
 there (`PaddedSkeletonCollator.model_inputs`), forward and loss (under autocast for bf16), backward, the recipe's
 optimizer (fused AdamW on a GPU) and one read of the loss on the host, as Trainer's NaN filter does every step.
 
-FLOPs per clip (counted, not measured): the forward matmuls of the encoder on the visible tokens and of the decoder
-on all tokens, times 3 for forward + backward, for each of the M person slots (the default recipe encodes both):
-
-    layer(n, w, i) = n * (8 w^2 + 4 w i) + 4 n^2 w        (qkv, projection, MLP; scores and weighted sum)
-    per slot       = 2 L P D + E * layer(L_v, D, I)       (joint embedding of all L tokens, encoder)
-                   + 2 L_v D D_d + E_d * layer(L, D_d, I_d) + 2 L D_d P    (decoder embedding, decoder, prediction)
-    per clip       = 3 * M * per slot
-
-with L = T_e * V_p tokens (750), L_v visible ones (74 at mask ratio 0.9: `MampConfig.num_visible_tokens`), P values
-per token (12), widths D / D_d, MLP sizes I / I_d, depths E / E_d. The default recipe: 37.6 GFLOP per clip, 602 PFLOP
-for 400 epochs of NTU-60 X-sub.
+FLOPs per clip: counted from the config by `flops.pretraining_flops_per_clip` (the formula is in benchmarks/flops.py;
+the default recipe: 37.6 GFLOP per clip, 602 PFLOP for 400 epochs of NTU-60 X-sub).
 MFU is the achieved FLOP rate over the card's dense peak for the matmul type of the mode (TF32 for float32 with
 `torch.set_float32_matmul_precision("high")`, as `python -m training` sets it; bf16), from `PEAK_TFLOPS` by the
 card's name; the rate of a square matmul loop measured on the same device is printed beside it. On a CPU only the
@@ -49,6 +40,7 @@ from torch.utils.data import DataLoader, Subset
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: training/
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import NTU60_XSUB_TRAIN_SAMPLES, machine_info
+from flops import matmul_gflops, pretraining_flops_per_clip
 
 from mamp_hub import MampConfig, MampForMaskedMotionPrediction
 from mamp_hub.data import ArraySkeletonDataset, PaddedSkeletonCollator, SkeletonDataCollator
@@ -81,28 +73,7 @@ SMOKE_MODEL = {
 }  # fmt: skip
 
 
-# ------------------------------------------------------------------------------------------------------ FLOPs
-
-
-def _layer_flops(tokens: int, width: int, intermediate: int) -> int:
-    return tokens * (8 * width**2 + 4 * width * intermediate) + 4 * tokens**2 * width
-
-
-def pretraining_flops_per_clip(config: MampConfig) -> int:
-    """Matmul FLOPs of one training step (forward + backward) on one clip of `config.max_persons` slots (see the
-    module docstring)."""
-    tokens = config.num_temporal_patches * config.num_joint_patches
-    visible = config.num_visible_tokens(tokens)
-    width, decoder_width, patch = config.hidden_size, config.decoder_hidden_size, config.patch_dim
-    encoder = 2 * tokens * patch * width + config.num_hidden_layers * _layer_flops(
-        visible, width, config.intermediate_size
-    )
-    decoder = (
-        2 * visible * width * decoder_width
-        + config.decoder_num_hidden_layers * _layer_flops(tokens, decoder_width, config.decoder_intermediate_size)
-        + 2 * tokens * decoder_width * patch
-    )
-    return 3 * config.max_persons * (encoder + decoder)
+# ------------------------------------------------------------------------------------------------------ peaks
 
 
 def spec_peak_tflops(device_name: str, mode: str) -> float | None:
@@ -113,19 +84,6 @@ def spec_peak_tflops(device_name: str, mode: str) -> float | None:
                 return bf16
             return tf32 if torch.get_float32_matmul_precision() != "highest" else fp32
     return None
-
-
-def measured_peak_tflops(device: torch.device, dtype: torch.dtype, size: int, seconds: float) -> float:
-    """TFLOP/s of a loop of `size` x `size` matmuls on `device` (after one untimed product)."""
-    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
-    (a @ b).sum().item()
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        for _ in range(4):
-            a @ b
-        count += 4
-        synchronize(device)
-    return 2 * size**3 * count / (time.perf_counter() - start) / 1e12
 
 
 def synchronize(device: torch.device) -> None:
@@ -384,8 +342,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args.device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else machine_info("cpu")["cpu"]
     size, seconds = (256, 0.1) if args.smoke else ((8192, 1.0) if device.type == "cuda" else (1024, 1.0))
     args.measured_peaks = {
-        "fp32": measured_peak_tflops(device, torch.float32, size, seconds),
-        "bf16": measured_peak_tflops(device, torch.bfloat16, size, seconds),
+        "fp32": matmul_gflops(device, torch.float32, size, rows=size, seconds=seconds) / 1000,
+        "bf16": matmul_gflops(device, torch.bfloat16, size, rows=size, seconds=seconds) / 1000,
     }
     clips = generate_synthetic_actions(max(4 * batch_size, 64) if not args.smoke else 16, seed=0)
     batches = padded_batches(processor, clips, batch_size, 4, device)

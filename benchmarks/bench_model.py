@@ -11,9 +11,16 @@ Workload (the paper's default model): hidden 256, 8 encoder layers, 8 heads, 120
 (seeded) have an all-zero second body, as in NTU-60.
 
 - feature extraction: eval mode under `torch.inference_mode()`, skeletons -> token features and pooled clip
-  embedding (the authors' classification transformer with its head replaced by the same mean pooling).
+  embedding (the authors' classification transformer with its head replaced by the same mean pooling). mamp-hub is
+  called as the processor and the pipelines call it, with the processor's `present_persons` (38 of the 64 slots
+  present: those are encoded, plus one empty slot whose features fill the absent ones); the "every slot encoded" row
+  leaves them out, as the authors' code and the ONNX graph do.
 - pre-training step: train mode, forward + loss + backward + AdamW step (betas 0.9/0.95, weight decay 0.05 on
   matrices, as the authors' recipe), the same optimizer code for both implementations.
+
+Every row counts the matmul FLOPs of its call (benchmarks/flops.py); `run_all.py` sets them against the matmul peak it
+measures. Every implementation runs with freed memory kept for reuse (`mamp_hub.allocator`, as `python -m training`
+runs on a CPU).
 
 With `--official-repo`, the authors' models are built from that checkout and their weights are converted into
 ours (`mamp_hub.tools.convert.convert_state_dict`); the script checks that the outputs agree (features to 1e-4, the
@@ -47,15 +54,19 @@ from common import (
     median_throughput,
     ntu_mix_batch,
     quiet,
+    result_row,
     write_json,
 )
+from flops import feature_flops_per_slot, pretraining_flops_per_sequence
 
 from mamp_hub import MampConfig, MampForMaskedMotionPrediction, MampModel
+from mamp_hub.skeletons.layouts import present_person_slots
 from mamp_hub.tools.convert import convert_state_dict
 
 FEATURES, PRETRAINING = "feature extraction", "pre-training step"
 TASKS = {"features": FEATURES, "pretraining": PRETRAINING}  # command-line name -> table name
 OPTIONS_THAT_CHANGE_NUMBERS = ("skip absent persons", "torch.compile")
+EVERY_SLOT = "every slot encoded"  # feature extraction without `present_persons`: the authors' work
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,8 @@ def list_cases(args: argparse.Namespace) -> list[Case]:
                 if attention == "eager" and dtype != "float32":
                     continue  # eager attention is the reference point; the dtype comparison is made with SDPA
                 cases.append(Case(task, "mamp-hub", attention, dtype))
+        if task == FEATURES:
+            cases.append(Case(task, "mamp-hub", "sdpa", "float32", EVERY_SLOT))
         if task == PRETRAINING and args.skip_absent:
             cases.append(Case(task, "mamp-hub", "sdpa", "float32", "skip absent persons"))
         if args.compile:
@@ -166,11 +179,12 @@ def make_call(case: Case, model: nn.Module, skeletons: torch.Tensor, config: Mam
     """One timed call of the case: a batch of feature extraction, or one optimizer step (from a fresh optimizer)."""
     autocast = torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=case.dtype == "bfloat16")
     authors_input = skeletons.permute(0, 4, 2, 3, 1).contiguous()  # their layout (N, C, T, V, M)
+    present = None if case.options == EVERY_SLOT else present_person_slots(skeletons)
 
     def forward() -> torch.Tensor:
         """Features (feature extraction) or the loss (pre-training)."""
         if case.implementation == "mamp-hub":
-            return model(skeletons) if case.task == FEATURES else model(skeletons).loss
+            return model(skeletons, present_persons=present) if case.task == FEATURES else model(skeletons).loss
         if case.task == FEATURES:
             return model(authors_input)
         return model(
@@ -304,11 +318,23 @@ def run(args: argparse.Namespace, log=print) -> list[Result]:
                 items_per_call=args.batch_size,
                 throughput=median_throughput(seconds[case.name], args.batch_size),
                 exact=case.options not in OPTIONS_THAT_CHANGE_NUMBERS,
+                flops_per_call=flops_per_call(case, config, skeletons),
             )
             if args.memory:
                 result.__dict__.update(measure_memory_in_subprocess(__file__, case.name, memory_argv(args), log))
             results.append(result)
     return results
+
+
+def flops_per_call(case: Case, config: MampConfig, skeletons: torch.Tensor) -> int:
+    """Matmul FLOPs of one call of the case on the `(B, M, T, V, C)` batch (benchmarks/flops.py): the person slots
+    it encodes (all, or the present ones and one empty slot) or trains on (all, or the present ones)."""
+    slots, present = skeletons.shape[0] * skeletons.shape[1], len(present_person_slots(skeletons))
+    if case.task == FEATURES:
+        encoded = present + 1 if case.implementation == "mamp-hub" and case.options != EVERY_SLOT else slots
+        return encoded * feature_flops_per_slot(config)
+    trained = present if case.options == "skip absent persons" else slots
+    return trained * pretraining_flops_per_sequence(config)
 
 
 def measure_one_case_memory(args: argparse.Namespace) -> dict[str, float]:
@@ -353,12 +379,13 @@ def memory_argv(args: argparse.Namespace) -> list[str]:
     return argv + (["--compile"] if args.compile else [])
 
 
-def epoch_minutes(results: list[Result]) -> dict[str, float]:
-    """Minutes per pre-training epoch of NTU-60 X-Sub size (40,091 sequences) at each measured throughput."""
+def epoch_minutes(rows: list[dict]) -> dict[str, float]:
+    """Minutes per pre-training epoch of NTU-60 X-Sub size (40,091 sequences) at each measured pre-training
+    throughput; `rows` as the JSON files store them (`common.result_row`)."""
     return {
-        f"{r.implementation}, {r.variant}": round(NTU60_XSUB_TRAIN_SAMPLES / r.throughput / 60, 1)
-        for r in results
-        if r.task == PRETRAINING and r.throughput
+        f"{row['implementation']}, {row['variant']}": round(NTU60_XSUB_TRAIN_SAMPLES / row["throughput"] / 60)
+        for row in rows
+        if row["task"] == PRETRAINING and row["throughput"]
     }
 
 
@@ -429,7 +456,7 @@ def main(argv: list[str] | None = None) -> None:
     machine = machine_info(args.device)
     results = run(args)
     print(format_table(results))
-    minutes = epoch_minutes(results)
+    minutes = epoch_minutes([result_row(r, results) for r in results])
     for name, value in minutes.items():
         print(f"pre-training epoch of NTU-60 X-Sub size ({NTU60_XSUB_TRAIN_SAMPLES} sequences), {name}: {value} min")
     if args.json:

@@ -40,6 +40,7 @@ from common import (
     ntu_mix_batch,
     write_json,
 )
+from flops import feature_flops_per_slot
 
 from mamp_hub import MampConfig, MampForSkeletonClassification, MampModel
 from mamp_hub.skeletons.layouts import present_person_slots
@@ -104,8 +105,8 @@ def run(args: argparse.Namespace, folder: Path, log=print) -> list[Result]:
         session = onnxruntime.InferenceSession(str(export.path), options, providers=["CPUExecutionProvider"])
         for batch_size in args.batch_sizes:
             skeletons = ntu_mix_batch(batch_size, args.num_frames, seed=args.seed)
-            present = len(present_person_slots(skeletons))
-            log(f"{task}, batch {batch_size} ({present} of {skeletons.shape[0] * skeletons.shape[1]} slots present)")
+            present, slots = len(present_person_slots(skeletons)), skeletons.shape[0] * skeletons.shape[1]
+            log(f"{task}, batch {batch_size} ({present} of {slots} slots present)")
             seconds = interleaved_timings(make_calls(model, session, skeletons), args.warmup, args.repeats, log=log)
             for name, timings in seconds.items():
                 implementation, options_text = RUNTIMES[name]
@@ -120,16 +121,21 @@ def run(args: argparse.Namespace, folder: Path, log=print) -> list[Result]:
                         throughput=median_throughput(timings, batch_size),
                         seconds=[round(s, 4) for s in timings],
                         items_per_call=batch_size,
+                        # The skipping model encodes the present slots and one empty one (the classifier head's
+                        # FLOPs are negligible).
+                        flops_per_call=(present + 1 if options_text != EVERY_SLOT else slots)
+                        * feature_flops_per_slot(model.config),
                     )
                 )
     return results
 
 
-def format_onnx_table(results: list[Result]) -> str:
-    """Markdown table, each row's speed against PyTorch on the same work (every person slot) at its batch size."""
+def format_onnx_table(results: list[Result], peak_gflops: float | None = None) -> str:
+    """Markdown table, each row's speed against PyTorch on the same work (every person slot) at its batch size, and
+    its FLOP rate (a share of `peak_gflops`, a measured matmul peak, when given)."""
     lines = [
-        "| task | batch | runtime | variant | throughput | vs. PyTorch, every slot |",
-        "|---|---:|---|---|---:|---:|",
+        "| task | batch | runtime | variant | throughput | vs. PyTorch, every slot | GFLOP/s | % of peak |",
+        "|---|---:|---|---|---:|---:|---:|---:|",
     ]
     baselines = {
         (r.task, r.items_per_call): r.throughput
@@ -138,9 +144,10 @@ def format_onnx_table(results: list[Result]) -> str:
     }
     for r in results:
         baseline = baselines[r.task, r.items_per_call]
+        share = f"{100 * r.gflops_per_s / peak_gflops:.0f}%" if peak_gflops else ""
         lines.append(
             f"| {r.task} | {r.items_per_call} | {r.implementation} | {r.variant} | {r.throughput:,.1f} {r.unit} | "
-            f"{r.throughput / baseline:.2f}x |"
+            f"{r.throughput / baseline:.2f}x | {r.gflops_per_s:,.1f} | {share} |"
         )
     return "\n".join(lines)
 
@@ -155,7 +162,8 @@ def positive_ints(text: str) -> list[int]:
     return values
 
 
-def main(argv: list[str] | None = None) -> list[Result]:
+def options(argv: list[str] | None = None) -> argparse.Namespace:
+    """This script's options, for `run`: `run(options([]), folder)` from another script."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=comma_list(tuple(TASKS)), default=list(TASKS))
     parser.add_argument("--batch-sizes", type=positive_ints, default=[1, 32])
@@ -167,8 +175,11 @@ def main(argv: list[str] | None = None) -> list[Result]:
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per runtime (median reported)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write the results here")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def main(argv: list[str] | None = None) -> list[Result]:
+    args = options(argv)
     configure_torch(args.threads)
     machine = {**machine_info("cpu"), "onnxruntime": onnxruntime.__version__}
     with tempfile.TemporaryDirectory() as folder:

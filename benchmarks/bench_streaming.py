@@ -32,6 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_onnx import CLASSIFICATION, build_model
 from common import configure_torch, interleaved_timings, machine_info
+from flops import feature_flops_per_slot
 
 from mamp_hub import MampSkeletonProcessor, StreamingActionRecognizer
 from mamp_hub.recognition import read_recording, recognize_recording
@@ -78,6 +79,7 @@ def run(args: argparse.Namespace, log=print) -> list[dict[str, object]]:
         found = runners(args, Path(folder), log)
     recording = read_recording(one_person_moving(frames), found["PyTorch"].processor)
     labels = found["PyTorch"].config.id2label
+    per_slot = feature_flops_per_slot(found["PyTorch"].config)  # one person slot of one window (benchmarks/flops.py)
     common = {"window": window, "stride": stride, "device": args.device}
     rows: list[dict[str, object]] = []
 
@@ -91,6 +93,8 @@ def run(args: argparse.Namespace, log=print) -> list[dict[str, object]]:
         windows = len(calls["PyTorch"]()["windows"])
         log(f"offline: {frames} frames, {windows} windows of {window} frames, stride {stride}, batch {batch_size}")
         for name, seconds in interleaved_timings(calls, args.warmup, args.repeats, args.device, log).items():
+            # PyTorch encodes each window's person and one empty slot per batch; the ONNX graph both slots of each.
+            slots = windows + -(-windows // batch_size) if name == "PyTorch" else 2 * windows
             rows.append(
                 {
                     "task": "windowed recognition (offline)",
@@ -100,6 +104,8 @@ def run(args: argparse.Namespace, log=print) -> list[dict[str, object]]:
                     "throughput": windows / float(np.median(seconds)),
                     "items_per_call": windows,
                     "seconds": [round(s, 4) for s in seconds],
+                    "flops_per_call": slots * per_slot,
+                    "gflops_per_s": slots * per_slot / float(np.median(seconds)) / 1e9,
                     **common,
                 }
             )
@@ -119,6 +125,8 @@ def run(args: argparse.Namespace, log=print) -> list[dict[str, object]]:
                 "p95_ms": float(np.percentile(milliseconds, 95)),
                 "items_per_call": stride,
                 "seconds": [round(s, 4) for s in seconds],
+                "flops_per_call": 2 * per_slot,  # one window: its person and an empty slot
+                "gflops_per_s": 2 * per_slot / float(np.median(seconds)) / 1e9,
                 **common,
             }
         )
@@ -143,17 +151,23 @@ def pusher(runner: TorchRunner | OnnxRunner, stream: np.ndarray, window: int, st
     return push
 
 
-def format_rows(rows: list[dict[str, object]]) -> str:
-    lines = ["| measure | runtime | device | window / stride | batch | result |", "|---|---|---|---|---:|---:|"]
+def format_rows(rows: list[dict[str, object]], peak_gflops: float | None = None) -> str:
+    """Markdown table; with `peak_gflops` (a measured matmul peak), the FLOP rate's share of it."""
+    lines = [
+        "| measure | runtime | device | window / stride | batch | result | GFLOP/s | % of peak |",
+        "|---|---|---|---|---:|---:|---:|---:|",
+    ]
     for row in rows:
         if row["unit"] == "windows/s":
             result = f"{row['throughput']:,.1f} windows/s"
         else:
             result = f"median {row['median_ms']:,.1f} ms, p95 {row['p95_ms']:,.1f} ms"
         device = "cpu" if row["implementation"] == "ONNX Runtime" else row["device"]
+        share = f"{100 * row['gflops_per_s'] / peak_gflops:.0f}%" if peak_gflops else ""
         lines.append(
             f"| {row['task']} | {row['implementation']} | {device} | {row['window']} / {row['stride']} | "
-            f"{row['batch_size']} | {result} |"
+            f"{row['batch_size']} | {result} | {row['gflops_per_s']:,.1f} | "
+            f"{share} |"
         )
     return "\n".join(lines)
 

@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mamp_hub.allocator import retain_freed_memory
+
 # 49 of the 60 NTU RGB+D 60 classes are single-person actions: that share of samples has an all-zero second body.
 NTU60_SINGLE_PERSON_SHARE = 49 / 60
 NTU60_XSUB_TRAIN_SAMPLES = 40_091
@@ -58,10 +60,18 @@ class Result:
     peak_rss_mb: float | None = None
     work_mb: float | None = None
     exact: bool = True  # False: an opt-in option that changes the numbers
+    flops_per_call: float | None = None  # matmul FLOPs one call computes (benchmarks/flops.py)
 
     @property
     def variant(self) -> str:
         return ", ".join(part for part in (self.attention, self.dtype, self.options) if part)
+
+    @property
+    def gflops_per_s(self) -> float | None:
+        """The FLOP rate of the median call."""
+        if self.flops_per_call is None or not self.throughput:
+            return None
+        return self.flops_per_call * self.throughput / self.items_per_call / 1e9
 
 
 def add_common_arguments(parser) -> None:
@@ -80,8 +90,11 @@ def add_common_arguments(parser) -> None:
 
 
 def configure_torch(threads: int | None) -> None:
+    """Torch's thread count, and freed memory kept for reuse as `python -m training` keeps it on a CPU (for every
+    implementation timed in the process alike; `mamp_hub.allocator`)."""
     if threads:
         torch.set_num_threads(threads)
+    retain_freed_memory()
 
 
 def machine_info(device: str) -> dict[str, object]:
@@ -107,9 +120,24 @@ def machine_info(device: str) -> dict[str, object]:
         import transformers
 
         info["transformers"] = transformers.__version__
+    info["commit"] = source_commit()
     if device.startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
+
+
+def source_commit() -> str:
+    """The mamp-hub commit measured, with "+changes" when the checkout differs from it ("unknown" outside git)."""
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*arguments: str) -> str:
+        return subprocess.run(["git", *arguments], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def ntu_mix_batch(batch_size: int, num_frames: int = 120, seed: int = 0) -> torch.Tensor:
@@ -286,28 +314,42 @@ def speedup_over_authors(result: Result, results: Sequence[Result]) -> float | N
     return None
 
 
-def format_table(results: Sequence[Result]) -> str:
-    """Markdown table of the results, with the speed-up over the authors where they were timed."""
+def format_table(results: Sequence[Result], peak_gflops: float | None = None) -> str:
+    """Markdown table of the results, with the speed-up over the authors where they were timed, and the FLOP rate
+    (as a share of `peak_gflops`, the measured matmul peak, when given) where FLOPs are counted."""
     lines = [
-        "| task | implementation | variant | throughput | vs. authors | peak RSS (MB) | work (MB) | exact |",
-        "|---|---|---|---:|---:|---:|---:|:---:|",
+        "| task | implementation | variant | throughput | vs. authors | GFLOP/call | GFLOP/s | % of peak "
+        "| peak RSS (MB) | work (MB) | exact |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|:---:|",
     ]
     for r in results:
         throughput = f"{r.throughput:,.1f} {r.unit}" if r.throughput is not None else "not run"
         speedup = speedup_over_authors(r, results)
+        rate = r.gflops_per_s
         lines.append(
             f"| {r.task} | {r.implementation} | {r.variant} | {throughput} | "
             f"{'' if speedup is None else f'{speedup:.2f}x'} | "
+            f"{'' if r.flops_per_call is None else f'{r.flops_per_call / 1e9:,.0f}'} | "
+            f"{'' if rate is None else f'{rate:,.1f}'} | "
+            f"{'' if rate is None or not peak_gflops else f'{100 * rate / peak_gflops:.0f}%'} | "
             f"{'' if r.peak_rss_mb is None else f'{r.peak_rss_mb:,.0f}'} | "
             f"{'' if r.work_mb is None else f'{r.work_mb:,.0f}'} | {'yes' if r.exact else 'no'} |"
         )
     return "\n".join(lines)
 
 
+def result_row(result: Result, results: Sequence[Result]) -> dict[str, object]:
+    """A row of the JSON files: the result's fields and what the table derives from them."""
+    return {
+        **asdict(result),
+        "variant": result.variant,
+        "speedup_over_authors": speedup_over_authors(result, results),
+        "gflops_per_s": result.gflops_per_s,
+    }
+
+
 def write_json(path: str | os.PathLike, machine: dict, settings: dict, results: Sequence[Result]) -> None:
-    rows = [
-        {**asdict(r), "variant": r.variant, "speedup_over_authors": speedup_over_authors(r, results)} for r in results
-    ]
+    rows = [result_row(r, results) for r in results]
     machine = {**machine, "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}
     payload = {"machine": machine, "settings": settings, "results": rows}
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -1,24 +1,63 @@
-"""Every benchmark in one run: the model (feature extraction, pre-training step) and the input pipeline (transforms,
-data loader), one table printed and one JSON file written.
+"""Every benchmark in one run, and the one results file the speed tables of README.md and benchmarks/README.md are
+generated from (`render.py`): the matmul peak of the machine, the model (feature extraction, pre-training step),
+the input pipeline (transforms, data loader), ONNX Runtime against PyTorch, and windowed and streaming recognition.
 
-    python benchmarks/run_all.py --official-repo /path/to/MAMP --json benchmarks/results/cpu.json
-    python benchmarks/run_all.py --device cuda --official-repo /path/to/MAMP --json benchmarks/results/gpu.json
+    python benchmarks/run_all.py --official-repo /path/to/MAMP           # writes benchmarks/results/run_all_cpu.json
+    python benchmarks/render.py                                          # regenerates the tables from it
+    python benchmarks/run_all.py --device cuda --official-repo /path/to/MAMP --only model
 
-All options of `bench_model.py` and `bench_pipeline.py` apply (see `--help`); the input pipeline always runs on
-the CPU, where data loading happens.
+The results file holds the date, the machine, the mamp-hub commit and the settings beside every timing. The options
+of `bench_model.py` and `bench_pipeline.py` apply (see `--help`); the ONNX and streaming sections run at their
+scripts' defaults. The input pipeline, ONNX Runtime and streaming run on the CPU, whatever `--device` is.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_model
+import bench_onnx
 import bench_pipeline
-from common import add_common_arguments, format_table, machine_info, write_json
+import bench_streaming
+from common import add_common_arguments, configure_torch, format_table, machine_info, result_row
+from flops import matmul_peak
+
+SECTIONS = ("model", "pipeline", "onnx", "streaming")
+
+
+def run_sections(args: argparse.Namespace, peak: float, save, log=print) -> dict[str, list[dict]]:
+    """The rows of each section in `args.only`, as the results file stores them; `save(sections)` after each."""
+    sections: dict[str, list[dict]] = {}
+    if "model" in args.only:
+        results = bench_model.run(args, log)
+        log(format_table(results, peak))
+        sections["model"] = [result_row(r, results) for r in results]
+        save(sections)
+    with tempfile.TemporaryDirectory() as folder:
+        if "pipeline" in args.only:
+            bench_pipeline.ensure_data(args, folder)
+            results = bench_pipeline.run(args, log)
+            log(format_table(results))
+            sections["pipeline"] = [result_row(r, results) for r in results]
+            save(sections)
+        if "onnx" in args.only:
+            onnx_args = bench_onnx.options(["--threads", str(args.threads)] if args.threads else [])
+            results = bench_onnx.run(onnx_args, Path(folder), log)
+            log(bench_onnx.format_onnx_table(results, peak))
+            sections["onnx"] = [result_row(r, results) for r in results]
+            save(sections)
+    if "streaming" in args.only:
+        rows = bench_streaming.run(
+            bench_streaming.options(["--threads", str(args.threads)] if args.threads else []), log
+        )
+        log(bench_streaming.format_rows(rows, peak))
+        sections["streaming"] = rows
+    return sections
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,27 +65,28 @@ def main(argv: list[str] | None = None) -> None:
     add_common_arguments(parser)
     bench_model.add_arguments(parser)
     bench_pipeline.add_arguments(parser)
-    parser.add_argument("--only", choices=("model", "pipeline"), help="run one of the two benchmarks")
-    parser.add_argument("--json", default="benchmarks/results.json", help="where to write the results")
+    parser.add_argument(
+        "--only", type=bench_model.comma_list(SECTIONS), default=list(SECTIONS), help="sections to run, comma-separated"
+    )
+    parser.add_argument("--json", help="where to write the results (default: benchmarks/results/run_all_<device>.json)")
     args = bench_model.normalise(parser.parse_args(argv))
+    configure_torch(args.threads)
+    path = Path(args.json or Path(__file__).parent / "results" / f"run_all_{args.device.split(':')[0]}.json")
 
     machine = machine_info(args.device)
+    machine["matmul_gflops"] = matmul_peak(args.device)  # {"256": ..., "2048": ..., "peak": ...}
     print("machine: " + ", ".join(f"{key} {value}" for key, value in machine.items()))
-    results = []
-    if args.only != "pipeline":
-        results += bench_model.run(args)
-    if args.only != "model":
-        with tempfile.TemporaryDirectory() as folder:
-            bench_pipeline.ensure_data(args, folder)
-            results += bench_pipeline.run(args)
-
-    print(format_table(results))
-    minutes = bench_model.epoch_minutes(results)
-    for name, value in minutes.items():
-        print(f"pre-training epoch of NTU-60 X-Sub size, {name}: {value} min")
     settings = {key: value for key, value in vars(args).items() if key != "json"}
-    write_json(args.json, machine, {**settings, "epoch_minutes": minutes}, results)
-    print(f"results written to {args.json}")
+
+    def write(sections: dict[str, list[dict]]) -> None:
+        settings["epoch_minutes"] = bench_model.epoch_minutes(sections.get("model", []))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"machine": machine, "settings": settings, "sections": sections}, indent=2) + "\n")
+
+    sections = run_sections(args, machine["matmul_gflops"]["peak"], write)
+    machine["matmul_gflops_at_end"] = matmul_peak(args.device)  # a busier machine shows here
+    write(sections)
+    print(f"results written to {path}; `python benchmarks/render.py {path}` regenerates the READMEs' tables")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,8 @@ logger = logging.get_logger(__name__)
 
 # Label value left out of the classification loss (PyTorch's and transformers' convention).
 IGNORE_INDEX = -100
+# Tokens encoded at a time in inference (`MampModel._encode_in_blocks`): 4 sequences of the default 750 tokens.
+INFERENCE_BLOCK_TOKENS = 3000
 
 # ---------------------------------------------------------------------------------------------
 # Outputs
@@ -472,12 +474,16 @@ class MampModel(MampPreTrainedModel):
             "output_attentions", config.output_attentions
         )
         present_persons = self._own_present_persons(present_persons, skeletons.shape[0])
-        if present_persons is None or self.training or recording:  # recorded states must cover every slot
+        if self.training or recording:  # recorded states must cover every slot, in one pass
             hidden_states = self.encode(
                 patchify(skeletons, config.temporal_patch_size, config.joint_patch_size), **kwargs
             )
+        elif present_persons is None:
+            hidden_states = self._encode_in_blocks(
+                patchify(skeletons, config.temporal_patch_size, config.joint_patch_size), **kwargs
+            )
         else:
-            hidden_states = self._encode_present_persons(skeletons, present_persons)
+            hidden_states = self._encode_present_persons(skeletons, present_persons, **kwargs)
 
         last_hidden_state = hidden_states.view(
             batch, persons, frames // config.temporal_patch_size, config.num_joint_patches, -1
@@ -493,12 +499,31 @@ class MampModel(MampPreTrainedModel):
         check_present_persons(present_persons, num_slots)
         return present_persons
 
-    def _encode_present_persons(self, skeletons: torch.Tensor, present_persons: torch.Tensor) -> torch.Tensor:
+    def _encode_in_blocks(self, patches: torch.Tensor, **kwargs: Unpack[TransformersKwargs]) -> torch.Tensor:
+        """`encode` for inference, `INFERENCE_BLOCK_TOKENS` tokens at a time: `(N, T_e, V_p, P)` -> `(N, L, D)`.
+
+        Every block runs through all the layers while its activations (about 12 MB for 3,000 tokens at the default
+        width) stay in the CPU's cache; the whole batch at once streams them through memory at every layer. On a
+        2-core EPYC this took feature extraction from 98 to 124 GFLOP/s (benchmarks/README.md), the same numbers.
+        Sequences are independent in the encoder, so the result is that of one pass. Traced and compiled graphs take
+        one pass: their batch size is symbolic."""
+        if torch.compiler.is_compiling() or torch.jit.is_tracing():  # before any test of the symbolic batch size
+            return self.encode(patches, **kwargs)
+        per_block = max(1, INFERENCE_BLOCK_TOKENS // (patches.shape[1] * patches.shape[2]))
+        if len(patches) <= per_block:
+            return self.encode(patches, **kwargs)
+        return torch.cat([self.encode(block, **kwargs) for block in patches.split(per_block)])
+
+    def _encode_present_persons(
+        self, skeletons: torch.Tensor, present_persons: torch.Tensor, **kwargs: Unpack[TransformersKwargs]
+    ) -> torch.Tensor:
         """Encode the present slots `(P,)` of `(N, T, V, C)` skeletons and one empty slot, whose features fill every
         absent slot: `(N, L, D)`. Shapes come from `present_persons`' length, so nothing is read from the device."""
         num_present = len(present_persons)
         rows = torch.cat([skeletons.index_select(0, present_persons), skeletons.new_zeros(1, *skeletons.shape[1:])])
-        features = self.encode(patchify(rows, self.config.temporal_patch_size, self.config.joint_patch_size))
+        features = self._encode_in_blocks(
+            patchify(rows, self.config.temporal_patch_size, self.config.joint_patch_size), **kwargs
+        )
         # One gather: a present slot reads its own row, an absent one the empty slot's (the last row). (Writing
         # into an expanded view of that row instead is miscompiled by torch.compile's inductor in torch 2.13.)
         source = torch.full((len(skeletons),), num_present, dtype=torch.long, device=skeletons.device)

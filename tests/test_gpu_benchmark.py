@@ -14,6 +14,7 @@ from conftest import tiny_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench_gpu
+import flops
 
 from mamp_hub import MampConfig
 from training.config import load_config
@@ -35,12 +36,12 @@ def test_flops_per_clip_of_the_default_recipe():
     layer = lambda n: n * (8 * 256**2 + 4 * 256 * 1024) + 4 * n**2 * 256  # noqa: E731
     encoder = 2 * 750 * 12 * 256 + 8 * layer(74)
     decoder = 2 * 74 * 256 * 256 + 3 * layer(750) + 2 * 750 * 256 * 12
-    assert bench_gpu.pretraining_flops_per_clip(config) == 3 * 2 * (encoder + decoder)
-    assert bench_gpu.pretraining_flops_per_clip(config) == pytest.approx(37.57e9, rel=1e-3)
-    epochs_flops = 400 * (40_091 // 128) * 128 * bench_gpu.pretraining_flops_per_clip(config)
+    assert flops.pretraining_flops_per_clip(config) == 3 * 2 * (encoder + decoder)
+    assert flops.pretraining_flops_per_clip(config) == pytest.approx(37.57e9, rel=1e-3)
+    epochs_flops = 400 * (40_091 // 128) * 128 * flops.pretraining_flops_per_clip(config)
     assert epochs_flops == pytest.approx(602e15, rel=1e-3)  # about 600 PFLOP (issue 21)
     deeper = MampConfig(**{**config.to_dict(), "decoder_num_hidden_layers": 5})
-    assert bench_gpu.pretraining_flops_per_clip(deeper) > 1.5 * bench_gpu.pretraining_flops_per_clip(config)
+    assert flops.pretraining_flops_per_clip(deeper) > 1.5 * flops.pretraining_flops_per_clip(config)
 
 
 def test_card_peaks_by_name(matmul_precision):
@@ -71,7 +72,7 @@ def test_smoke_run_on_the_cpu(tmp_path, capsys, matmul_precision):
     assert payload["checks"]["forward_max_abs_diff"] == 0  # the CPU against itself
     for result in payload["results"]:
         assert result["sequences_per_s"] > 0 and result["hours_400_epochs"] > 0 and result["mfu_spec"] is None
-    assert payload["settings"]["gflops_per_clip"] == bench_gpu.pretraining_flops_per_clip(tiny_config(**{
+    assert payload["settings"]["gflops_per_clip"] == flops.pretraining_flops_per_clip(tiny_config(**{
         **load_config(bench_gpu.DEFAULT_CONFIG)["model"], **bench_gpu.SMOKE_MODEL, "num_labels": 2,
     })) / 1e9  # fmt: skip
 
