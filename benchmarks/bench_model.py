@@ -19,8 +19,8 @@ Workload (the paper's default model): hidden 256, 8 encoder layers, 8 heads, 120
   matrices, as the authors' recipe), the same optimizer code for both implementations.
 
 Every row counts the matmul FLOPs of its call (benchmarks/flops.py); `run_all.py` sets them against the matmul peak it
-measures. Every implementation runs with freed memory kept for reuse (`mamp_hub.allocator`, as `python -m training`
-runs on a CPU).
+measures. `--row-note` appends a note to the variant of every row (`run_all.py` marks the rows it times in a process
+of their own with glibc's `GLIBC_TUNABLES` set to keep freed memory).
 
 With `--official-repo`, the authors' models are built from that checkout and their weights are converted into
 ours (`mamp_hub.tools.convert.convert_state_dict`); the script checks that the outputs agree (features to 1e-4, the
@@ -312,7 +312,7 @@ def run(args: argparse.Namespace, log=print) -> list[Result]:
                 implementation=case.implementation,
                 attention=case.attention,
                 dtype=case.dtype,
-                options=case.options,
+                options=", ".join(part for part in (case.options, args.row_note) if part),
                 unit="samples/s" if task == FEATURES else "sequences/s",
                 seconds=[round(s, 4) for s in seconds[case.name]],
                 items_per_call=args.batch_size,
@@ -424,6 +424,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls per configuration")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per configuration (median reported)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--row-note", default="", help="appended to the variant of every row (how the run was made)")
 
 
 def normalise(args: argparse.Namespace) -> argparse.Namespace:

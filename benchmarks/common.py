@@ -37,8 +37,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mamp_hub.allocator import retain_freed_memory
-
 # 49 of the 60 NTU RGB+D 60 classes are single-person actions: that share of samples has an all-zero second body.
 NTU60_SINGLE_PERSON_SHARE = 49 / 60
 NTU60_XSUB_TRAIN_SAMPLES = 40_091
@@ -90,11 +88,8 @@ def add_common_arguments(parser) -> None:
 
 
 def configure_torch(threads: int | None) -> None:
-    """Torch's thread count, and freed memory kept for reuse as `python -m training` keeps it on a CPU (for every
-    implementation timed in the process alike; `mamp_hub.allocator`)."""
     if threads:
         torch.set_num_threads(threads)
-    retain_freed_memory()
 
 
 def machine_info(device: str) -> dict[str, object]:

@@ -1,4 +1,4 @@
-"""benchmarks/: the speed-up chart reads the JSON the benchmark scripts write."""
+"""benchmarks/: the FLOPs they count, the speed tables generated from `run_all.py`'s results file, the speed-up chart."""
 
 from __future__ import annotations
 
@@ -10,7 +10,11 @@ import matplotlib.image
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import flops
 import plot_speedups
+import render
+
+from mamp_hub import MampConfig
 
 
 def results_file(path: Path, rows: list[tuple[str, str, str, float | None, bool]]) -> str:
@@ -53,3 +57,38 @@ def test_files_without_a_comparison_are_refused(tmp_path):
     alone = results_file(tmp_path / "alone.json", [("feature extraction", "mamp-hub", "sdpa, float32", None, True)])
     with pytest.raises(ValueError, match="--official-repo"):
         plot_speedups.speedup_rows([alone])
+
+
+def test_feature_flops_per_slot_of_the_default_model():
+    """750 tokens of width 256, MLP 1024, 8 layers, 12 values per token (benchmarks/flops.py)."""
+    layer = 750 * (8 * 256**2 + 4 * 256 * 1024) + 4 * 750**2 * 256
+    assert flops.feature_flops_per_slot(MampConfig()) == 2 * 750 * 12 * 256 + 8 * layer
+    assert flops.feature_flops_per_slot(MampConfig()) == pytest.approx(14.05e9, rel=1e-3)
+
+
+def test_matmul_peak_is_measured_at_each_width():
+    peak = flops.matmul_peak(widths=(16, 32), seconds=0.02)
+    assert set(peak) == {"16", "32", "peak"} and peak["peak"] == max(peak["16"], peak["32"]) > 0
+
+
+def test_the_readmes_speed_tables_are_generated_from_the_committed_results_file():
+    """No hand-copied figure: README.md's and benchmarks/README.md's tables are what render.py makes of the file."""
+    assert render.main(["--check"]) == 0
+
+
+def test_targets_are_met_or_not_by_the_measured_speed_up():
+    row = {"implementation": "mamp-hub", "variant": "sdpa, float32", "gflops_per_s": 100.0}
+    payload = {
+        "machine": {"matmul_gflops": {"peak": 200.0}},
+        "sections": {
+            "model": [
+                {**row, "task": "feature extraction", "speedup_over_authors": 3.9},
+                {**row, "task": "pre-training step", "speedup_over_authors": 2.5},
+            ]
+        },
+    }
+    table = render.targets_table(payload).splitlines()
+    assert table[2] == "| feature extraction >= 4.0x the authors | 3.90x (sdpa, float32) | 100.0 (50%) | **no** |"
+    assert table[3] == "| pre-training step >= 2.5x the authors | 2.50x (sdpa, float32) | 100.0 (50%) | yes |"
+    del payload["sections"]["model"][1]["speedup_over_authors"]
+    assert render.targets_table(payload).splitlines()[3].endswith("| not measured |")

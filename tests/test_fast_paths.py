@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 from conftest import tiny_config
 
-from mamp_hub import MampForMaskedMotionPrediction
+from mamp_hub import MampForMaskedMotionPrediction, MampModel, modeling_mamp
+from mamp_hub.layers.embeddings import patchify
+from mamp_hub.skeletons.layouts import present_person_slots
 
 
 def ntu_mix_batch() -> torch.Tensor:
@@ -41,3 +43,29 @@ def test_skipping_absent_persons_trains_and_keeps_an_all_empty_batch():
     with torch.no_grad():
         empty = model(torch.zeros(2, 2, 16, 25, 3))
     assert empty.mask.shape == (4, 100) and torch.isfinite(empty.loss)
+
+
+def test_inference_in_blocks_gives_the_one_pass_features(monkeypatch):
+    """Eval-mode encoding runs `INFERENCE_BLOCK_TOKENS` tokens at a time (2 sequences here, 5 blocks for 4 samples
+    of 2 persons plus the empty slot): the features of every slot are those of one pass over the batch, with and
+    without `present_persons`; training and recorded hidden states take the one pass."""
+    monkeypatch.setattr(modeling_mamp, "INFERENCE_BLOCK_TOKENS", 200)  # 100 tokens per sequence in tiny_config
+    model = MampModel(tiny_config()).eval()
+    skeletons = ntu_mix_batch()
+    calls = []
+    model.encoder.register_forward_hook(lambda module, args, output: calls.append(len(args[0])))
+    with torch.no_grad():
+        one_pass = model.encode(patchify(skeletons.flatten(0, 1), 4, 1)).view(4, 2, 4, 25, -1)
+        calls.clear()
+        every_slot = model(skeletons)
+        assert calls == [2, 2, 2, 2]
+        calls.clear()
+        present = model(skeletons, present_persons=present_person_slots(skeletons))
+        assert calls == [2, 2, 2]  # 6 present slots and the empty one
+        calls.clear()
+        recorded = model(skeletons, output_hidden_states=True)
+        assert calls == [8]
+    torch.testing.assert_close(every_slot.last_hidden_state, one_pass, atol=1e-6, rtol=0)
+    torch.testing.assert_close(present.last_hidden_state, one_pass, atol=1e-6, rtol=0)
+    torch.testing.assert_close(recorded.last_hidden_state, one_pass, atol=1e-6, rtol=0)
+

@@ -30,7 +30,6 @@ from torch.utils.data import Dataset, Sampler
 from transformers import PreTrainedModel, Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from mamp_hub import MampConfig, MampForMaskedMotionPrediction, MampForSkeletonClassification
-from mamp_hub.allocator import retain_freed_memory
 from mamp_hub.data import SkeletonDataCollator
 from mamp_hub.metrics import compute_metrics, logits_only
 from mamp_hub.processing_mamp import MampSkeletonProcessor
@@ -382,7 +381,5 @@ def main(argv: Sequence[str] | None = None) -> None:
     `python -m training: error: ...` and exit status 2."""
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
     torch.set_float32_matmul_precision("high")  # TF32 matmuls on Ampere+ GPUs; no effect on CPUs
-    if not torch.cuda.is_available():
-        retain_freed_memory()  # training on the CPU: reuse activations' memory instead of page-faulting it in anew
     config, command = parse_command_line(argv)
     run(config, command)
