@@ -190,7 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.check and stale:
         print("not generated from the results file: " + ", ".join(str(p.relative_to(ROOT)) for p in stale))
         return 1
-    print(("up to date: " if args.check else "written: ") + ", ".join(p.name for p in rendered(args.results)))
+    print(
+        ("up to date: " if args.check else "written: ")
+        + ", ".join(str(p.relative_to(ROOT)) for p in rendered(args.results))
+    )
     return 0
 
 

@@ -46,9 +46,9 @@ def test_skipping_absent_persons_trains_and_keeps_an_all_empty_batch():
 
 
 def test_inference_in_blocks_gives_the_one_pass_features(monkeypatch):
-    """Eval-mode encoding runs `INFERENCE_BLOCK_TOKENS` tokens at a time (2 sequences here, 5 blocks for 4 samples
-    of 2 persons plus the empty slot): the features of every slot are those of one pass over the batch, with and
-    without `present_persons`; training and recorded hidden states take the one pass."""
+    """Eval-mode encoding runs `INFERENCE_BLOCK_TOKENS` tokens at a time (2 sequences here: 4 blocks for the 8
+    slots, or for the 6 present slots and the empty one): every slot's features are those of one pass over the
+    batch, with and without `present_persons`; recorded hidden states take the one pass."""
     monkeypatch.setattr(modeling_mamp, "INFERENCE_BLOCK_TOKENS", 200)  # 100 tokens per sequence in tiny_config
     model = MampModel(tiny_config()).eval()
     skeletons = ntu_mix_batch()
@@ -61,11 +61,10 @@ def test_inference_in_blocks_gives_the_one_pass_features(monkeypatch):
         assert calls == [2, 2, 2, 2]
         calls.clear()
         present = model(skeletons, present_persons=present_person_slots(skeletons))
-        assert calls == [2, 2, 2]  # 6 present slots and the empty one
+        assert calls == [2, 2, 2, 1]  # 6 present slots and the empty one
         calls.clear()
         recorded = model(skeletons, output_hidden_states=True)
         assert calls == [8]
     torch.testing.assert_close(every_slot.last_hidden_state, one_pass, atol=1e-6, rtol=0)
     torch.testing.assert_close(present.last_hidden_state, one_pass, atol=1e-6, rtol=0)
     torch.testing.assert_close(recorded.last_hidden_state, one_pass, atol=1e-6, rtol=0)
-
