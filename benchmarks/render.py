@@ -181,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("results", nargs="?", type=Path, default=DEFAULT_RESULTS, help="a results file of run_all.py")
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a README is not up to date")
     args = parser.parse_args(argv)
+    if not args.results.is_file():
+        parser.error(f"no results file at {args.results}; run benchmarks/run_all.py first, or pass its --json path")
+    if ROOT not in args.results.resolve().parents:
+        parser.error(f"{args.results} is outside the repository; the READMEs link to it, so copy it under benchmarks/")
     stale = []
     for path, text in rendered(args.results).items():
         if path.read_text() != text:

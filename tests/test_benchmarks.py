@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import plot_speedups
 import render
 
 from mamp_hub import MampConfig
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def results_file(path: Path, rows: list[tuple[str, str, str, float | None, bool]]) -> str:
@@ -92,3 +95,29 @@ def test_targets_are_met_or_not_by_the_measured_speed_up():
     assert table[3] == "| pre-training step >= 2.5x the authors | 2.50x (sdpa, float32) | 100.0 (50%) | yes |"
     del payload["sections"]["model"][1]["speedup_over_authors"]
     assert render.targets_table(payload).splitlines()[3].endswith("| not measured |")
+
+
+@pytest.mark.slow
+def test_run_all_writes_one_results_file_with_flops_and_the_peak(tmp_path):
+    """A small run of the model section (the paper's model on 24 frames, batch 2): one file with the machine's
+    peak, the commit, and rows with FLOP rates, the glibc-kept-memory pre-training row among them."""
+    output = tmp_path / "run_all.json"
+    arguments = ["--only", "model", "--batch-size", "2", "--num-frames", "24", "--attention", "sdpa"]
+    arguments += ["--dtypes", "float32", "--no-memory", "--warmup", "0", "--repeats", "1", "--json", str(output)]
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run_all.py"), *arguments], check=True)
+    payload = json.loads(output.read_text())
+    assert payload["machine"]["matmul_gflops"]["peak"] > 0 and payload["machine"]["commit"]
+    rows = {(row["task"], row["variant"]): row for row in payload["sections"]["model"]}
+    assert set(rows) == {
+        ("feature extraction", "sdpa, float32"),
+        ("feature extraction", "sdpa, float32, every slot encoded"),
+        ("pre-training step", "sdpa, float32"),
+        ("pre-training step", "sdpa, float32, skip absent persons"),
+        ("pre-training step", "sdpa, float32, freed memory kept"),
+    }
+    assert all(row["gflops_per_s"] > 0 for row in rows.values())
+    # Batch 2 of the NTU mix: both second bodies absent (round(2 * 49 / 60) = 2); given present_persons, the two
+    # present slots and the empty one are encoded, else all four.
+    per_slot = flops.feature_flops_per_slot(MampConfig(num_frames=24))
+    assert rows["feature extraction", "sdpa, float32"]["flops_per_call"] == 3 * per_slot
+    assert rows["feature extraction", "sdpa, float32, every slot encoded"]["flops_per_call"] == 4 * per_slot
