@@ -505,10 +505,11 @@ class MampModel(MampPreTrainedModel):
         Every block runs through all the layers while its activations (about 12 MB for 3,000 tokens at the default
         width) stay in the CPU's cache; the whole batch at once streams them through memory at every layer. On a
         2-core EPYC this took feature extraction from 98 to 124 GFLOP/s (benchmarks/README.md), the same numbers.
-        Sequences are independent in the encoder, so the result is that of one pass. Traced and compiled graphs take
-        one pass: their batch size is symbolic."""
-        if torch.compiler.is_compiling() or torch.jit.is_tracing():  # before any test of the symbolic batch size
-            return self.encode(patches, **kwargs)
+        Sequences are independent in the encoder, so the result is that of one pass. Other devices take one pass (a
+        GPU wants large kernels, not cache-sized ones), and so do traced and compiled graphs: their batch size is
+        symbolic."""
+        if torch.compiler.is_compiling() or torch.jit.is_tracing() or patches.device.type != "cpu":
+            return self.encode(patches, **kwargs)  # decided before anything reads the (symbolic) batch size
         per_block = max(1, INFERENCE_BLOCK_TOKENS // (patches.shape[1] * patches.shape[2]))
         if len(patches) <= per_block:
             return self.encode(patches, **kwargs)

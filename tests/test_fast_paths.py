@@ -48,7 +48,7 @@ def test_skipping_absent_persons_trains_and_keeps_an_all_empty_batch():
 def test_inference_in_blocks_gives_the_one_pass_features(monkeypatch):
     """Eval-mode encoding runs `INFERENCE_BLOCK_TOKENS` tokens at a time (2 sequences here: 4 blocks for the 8
     slots, or for the 6 present slots and the empty one): every slot's features are those of one pass over the
-    batch, with and without `present_persons`; recorded hidden states take the one pass."""
+    batch, with and without `present_persons`; recorded hidden states and other devices take the one pass."""
     monkeypatch.setattr(modeling_mamp, "INFERENCE_BLOCK_TOKENS", 200)  # 100 tokens per sequence in tiny_config
     model = MampModel(tiny_config()).eval()
     skeletons = ntu_mix_batch()
@@ -64,6 +64,9 @@ def test_inference_in_blocks_gives_the_one_pass_features(monkeypatch):
         assert calls == [2, 2, 2, 1]  # 6 present slots and the empty one
         calls.clear()
         recorded = model(skeletons, output_hidden_states=True)
+        assert calls == [8]
+        calls.clear()
+        model.to("meta")(skeletons.to("meta"))  # other devices than the CPU: one pass
         assert calls == [8]
     torch.testing.assert_close(every_slot.last_hidden_state, one_pass, atol=1e-6, rtol=0)
     torch.testing.assert_close(present.last_hidden_state, one_pass, atol=1e-6, rtol=0)
