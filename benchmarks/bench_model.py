@@ -57,7 +57,7 @@ from common import (
     result_row,
     write_json,
 )
-from flops import feature_flops_per_slot, pretraining_flops_per_sequence
+from flops import encoded_slots, feature_flops_per_slot, pretraining_flops_per_sequence
 
 from mamp_hub import MampConfig, MampForMaskedMotionPrediction, MampModel
 from mamp_hub.skeletons.layouts import present_person_slots
@@ -331,8 +331,8 @@ def flops_per_call(case: Case, config: MampConfig, skeletons: torch.Tensor) -> i
     it encodes (all, or the present ones and one empty slot) or trains on (all, or the present ones)."""
     slots, present = skeletons.shape[0] * skeletons.shape[1], len(present_person_slots(skeletons))
     if case.task == FEATURES:
-        encoded = present + 1 if case.implementation == "mamp-hub" and case.options != EVERY_SLOT else slots
-        return encoded * feature_flops_per_slot(config)
+        given = case.implementation == "mamp-hub" and case.options != EVERY_SLOT
+        return encoded_slots(present, slots, given) * feature_flops_per_slot(config)
     trained = present if case.options == "skip absent persons" else slots
     return trained * pretraining_flops_per_sequence(config)
 

@@ -40,7 +40,7 @@ from common import (
     ntu_mix_batch,
     write_json,
 )
-from flops import feature_flops_per_slot
+from flops import encoded_slots, feature_flops_per_slot
 
 from mamp_hub import MampConfig, MampForSkeletonClassification, MampModel
 from mamp_hub.skeletons.layouts import present_person_slots
@@ -121,9 +121,8 @@ def run(args: argparse.Namespace, folder: Path, log=print) -> list[Result]:
                         throughput=median_throughput(timings, batch_size),
                         seconds=[round(s, 4) for s in timings],
                         items_per_call=batch_size,
-                        # The skipping model encodes the present slots and one empty one (the classifier head's
-                        # FLOPs are negligible).
-                        flops_per_call=(present + 1 if options_text != EVERY_SLOT else slots)
+                        # (the classifier head's FLOPs are negligible)
+                        flops_per_call=encoded_slots(present, slots, options_text != EVERY_SLOT)
                         * feature_flops_per_slot(model.config),
                     )
                 )

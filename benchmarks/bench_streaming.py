@@ -32,7 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_onnx import CLASSIFICATION, build_model
 from common import configure_torch, interleaved_timings, machine_info
-from flops import feature_flops_per_slot
+from flops import encoded_slots, feature_flops_per_slot
 
 from mamp_hub import MampSkeletonProcessor, StreamingActionRecognizer
 from mamp_hub.recognition import read_recording, recognize_recording
@@ -93,8 +93,9 @@ def run(args: argparse.Namespace, log=print) -> list[dict[str, object]]:
         windows = len(calls["PyTorch"]()["windows"])
         log(f"offline: {frames} frames, {windows} windows of {window} frames, stride {stride}, batch {batch_size}")
         for name, seconds in interleaved_timings(calls, args.warmup, args.repeats, args.device, log).items():
-            # PyTorch encodes each window's person and one empty slot per batch; the ONNX graph both slots of each.
-            slots = windows + -(-windows // batch_size) if name == "PyTorch" else 2 * windows
+            # Each window holds one person of two slots; PyTorch is given present_persons per batch of windows.
+            batches = [min(batch_size, windows - start) for start in range(0, windows, batch_size)]
+            slots = sum(encoded_slots(size, 2 * size, name == "PyTorch") for size in batches)
             rows.append(
                 {
                     "task": "windowed recognition (offline)",
@@ -125,8 +126,8 @@ def run(args: argparse.Namespace, log=print) -> list[dict[str, object]]:
                 "p95_ms": float(np.percentile(milliseconds, 95)),
                 "items_per_call": stride,
                 "seconds": [round(s, 4) for s in seconds],
-                "flops_per_call": 2 * per_slot,  # one window: its person and an empty slot
-                "gflops_per_s": 2 * per_slot / float(np.median(seconds)) / 1e9,
+                "flops_per_call": encoded_slots(1, 2, name == "PyTorch") * per_slot,  # one window
+                "gflops_per_s": encoded_slots(1, 2, name == "PyTorch") * per_slot / float(np.median(seconds)) / 1e9,
                 **common,
             }
         )

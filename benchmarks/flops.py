@@ -51,6 +51,12 @@ def feature_flops_per_slot(config: MampConfig) -> int:
     return encoder_flops(config, config.num_temporal_patches * config.num_joint_patches)
 
 
+def encoded_slots(present: int, slots: int, present_persons_given: bool) -> int:
+    """Person slots a feature call encodes: every one of `slots`, or, given `present_persons` (PyTorch), the `present`
+    ones and the one empty slot whose features fill the absent ones (`MampModel._encode_present_persons`)."""
+    return present + 1 if present_persons_given else slots
+
+
 def pretraining_flops_per_sequence(config: MampConfig) -> int:
     """Matmul FLOPs of one training step (forward + backward) on one person sequence."""
     tokens = config.num_temporal_patches * config.num_joint_patches

@@ -76,22 +76,22 @@ def pretraining_with_freed_memory_kept(args: argparse.Namespace, rows: list[dict
     with it, would share (and fragment) the same heap."""
     with tempfile.TemporaryDirectory() as folder:
         output = Path(folder) / "pretraining.json"
-        command = [
-            sys.executable,
-            bench_model.__file__,
-            *("--tasks", "pretraining", "--attention", "sdpa", "--dtypes", "float32", "--no-skip-absent"),
-            *("--no-memory", "--batch-size", str(args.batch_size), "--num-frames", str(args.num_frames)),
-            *(
-                "--decoder-layers",
-                str(args.decoder_layers),
-                "--seed",
-                str(args.seed),
-                "--threads",
-                str(args.threads or 0),
-            ),
-            *("--warmup", str(args.warmup), "--repeats", str(args.repeats), "--row-note", "freed memory kept"),
-            *("--json", str(output)),
-        ]
+        options = {
+            "--tasks": "pretraining",
+            "--attention": "sdpa",
+            "--dtypes": "float32",
+            "--batch-size": args.batch_size,
+            "--num-frames": args.num_frames,
+            "--decoder-layers": args.decoder_layers,
+            "--seed": args.seed,
+            "--threads": args.threads or 0,
+            "--warmup": args.warmup,
+            "--repeats": args.repeats,
+            "--row-note": "freed memory kept",
+            "--json": output,
+        }
+        command = [sys.executable, bench_model.__file__, "--no-skip-absent", "--no-memory"]
+        command += [str(part) for option in options.items() for part in option]
         log(f"pre-training step in a process of its own, GLIBC_TUNABLES={FREED_MEMORY_KEPT}")
         subprocess.run(command, env={**os.environ, "GLIBC_TUNABLES": FREED_MEMORY_KEPT}, check=True)
         kept = json.loads(output.read_text())["results"]
